@@ -1,0 +1,143 @@
+//! The binary encoding of a batch of spans, shared by WAL records and block
+//! pages. Resources and scopes are written once per batch in tables and spans
+//! refer to them by index, so a thousand spans from one service instance
+//! carry its resource once.
+//!
+//! Layout (postcard, see `docs/storage-format.md`):
+//! `version: u8 = 1`, then `resources: [Resource]`, `scopes: [Scope]`,
+//! `spans: [(resource_index: varint, scope_index: varint, Span)]`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use waymark_model::{Resource, Scope, Span};
+
+use crate::{StorageError, StorageErrorKind};
+
+/// Version byte of the span batch encoding.
+pub const BATCH_VERSION: u8 = 1;
+
+#[derive(Serialize)]
+struct RowRef<'a> {
+    resource: u32,
+    scope: u32,
+    span: &'a Span,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    resource: u32,
+    scope: u32,
+    span: Span,
+}
+
+#[derive(Serialize)]
+struct BatchRef<'a> {
+    resources: Vec<&'a Resource>,
+    scopes: Vec<&'a Scope>,
+    spans: Vec<RowRef<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Batch {
+    resources: Vec<Resource>,
+    scopes: Vec<Scope>,
+    spans: Vec<Row>,
+}
+
+/// Interns values first by pointer (cheap, the common case: spans of one
+/// request share an `Arc`) and then by encoded content (spans of different
+/// requests from the same service instance).
+struct Interner<'a, T> {
+    by_ptr: HashMap<*const T, u32>,
+    by_bytes: HashMap<Vec<u8>, u32>,
+    items: Vec<&'a T>,
+}
+
+impl<'a, T: Serialize> Interner<'a, T> {
+    fn new() -> Self {
+        Interner {
+            by_ptr: HashMap::new(),
+            by_bytes: HashMap::new(),
+            items: Vec::new(),
+        }
+    }
+
+    fn intern(&mut self, v: &'a Arc<T>) -> u32 {
+        let ptr = Arc::as_ptr(v);
+        if let Some(i) = self.by_ptr.get(&ptr) {
+            return *i;
+        }
+        let bytes = postcard::to_stdvec(v.as_ref()).expect("in-memory encoding cannot fail");
+        let next = self.items.len() as u32;
+        let i = *self.by_bytes.entry(bytes).or_insert(next);
+        if i == next {
+            self.items.push(v.as_ref());
+        }
+        self.by_ptr.insert(ptr, i);
+        i
+    }
+}
+
+/// Encodes spans into a self-describing batch.
+pub fn encode_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<u8> {
+    let mut resources = Interner::new();
+    let mut scopes = Interner::new();
+    let mut rows = Vec::new();
+    for span in spans {
+        rows.push(RowRef {
+            resource: resources.intern(&span.resource),
+            scope: scopes.intern(&span.scope),
+            span,
+        });
+    }
+    let batch = BatchRef {
+        resources: resources.items,
+        scopes: scopes.items,
+        spans: rows,
+    };
+    let mut out = vec![BATCH_VERSION];
+    out.extend(postcard::to_stdvec(&batch).expect("in-memory encoding cannot fail"));
+    out
+}
+
+/// Decodes a batch written by [`encode_spans`].
+pub fn decode_spans(bytes: &[u8]) -> Result<Vec<Span>, StorageError> {
+    let Some((&version, rest)) = bytes.split_first() else {
+        return Err(StorageError::new(
+            StorageErrorKind::Corrupt,
+            "empty span batch",
+        ));
+    };
+    if version != BATCH_VERSION {
+        return Err(StorageError::new(
+            StorageErrorKind::Corrupt,
+            format!(
+                "span batch version {version} is not supported (this build reads {BATCH_VERSION})"
+            ),
+        ));
+    }
+    let batch: Batch = postcard::from_bytes(rest).map_err(|e| {
+        StorageError::with_source(StorageErrorKind::Corrupt, "undecodable span batch", e)
+    })?;
+    let resources: Vec<Arc<Resource>> = batch.resources.into_iter().map(Arc::new).collect();
+    let scopes: Vec<Arc<Scope>> = batch.scopes.into_iter().map(Arc::new).collect();
+    batch
+        .spans
+        .into_iter()
+        .map(|row| {
+            let mut span = row.span;
+            span.resource = resources
+                .get(row.resource as usize)
+                .cloned()
+                .ok_or_else(|| {
+                    StorageError::new(StorageErrorKind::Corrupt, "resource index out of range")
+                })?;
+            span.scope = scopes.get(row.scope as usize).cloned().ok_or_else(|| {
+                StorageError::new(StorageErrorKind::Corrupt, "scope index out of range")
+            })?;
+            Ok(span)
+        })
+        .collect()
+}
