@@ -8,6 +8,8 @@
 
 #![allow(clippy::all, missing_docs)]
 
+pub mod codec;
+
 /// Module tree mirroring the protobuf packages, as the generated code's
 /// relative paths expect.
 pub mod opentelemetry {
@@ -34,6 +36,12 @@ pub mod opentelemetry {
                 }
             }
         }
+    }
+}
+
+pub mod google {
+    pub mod rpc {
+        include!("gen/google.rpc.rs");
     }
 }
 

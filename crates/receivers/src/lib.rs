@@ -1,1 +1,45 @@
-//! placeholder
+//! Receivers: the edge where each wire protocol is decoded into the span
+//! model and handed to the pipeline. Decoding is a pure function of bytes
+//! (`decode_*`), kept apart from sockets so it can be unit-tested and
+//! fuzzed; the socket side only frames requests, enforces size limits and
+//! maps outcomes to protocol status codes.
+//!
+//! Every receiver implements [`Receiver`]; the server registers them in one
+//! place. Nothing in this crate touches storage directly.
+
+pub mod limits;
+pub mod otlp;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::watch;
+use waymark_pipeline::Pipeline;
+
+pub use limits::Limits;
+
+/// What every receiver gets: where to send spans and which limits apply.
+#[derive(Clone)]
+pub struct ReceiverContext {
+    pub pipeline: Pipeline,
+    pub limits: Arc<Limits>,
+}
+
+/// A protocol endpoint bound to a socket.
+#[async_trait]
+pub trait Receiver: Send + 'static {
+    /// Short name used in logs and as the `protocol` metric label.
+    fn name(&self) -> &'static str;
+
+    /// Serves until `shutdown` turns true.
+    async fn run(self: Box<Self>, shutdown: watch::Receiver<bool>) -> std::io::Result<()>;
+}
+
+/// Resolves when the shutdown flag turns true (or its sender is dropped).
+pub async fn wait_shutdown(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,1 +1,354 @@
-//! placeholder
+//! Wiring: builds storage, the pipeline, receivers and APIs from a
+//! [`Config`] and runs them until shutdown. The binary parses flags into a
+//! `Config` and calls [`run`]; tests call [`start`] to get a running server
+//! on ephemeral ports.
+//!
+//! Start-up order matters for probes: the admin port answers `/health` at
+//! once, `/ready` turns 200 only when storage has replayed its WAL and every
+//! listener is serving.
+
+pub mod config;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use prometheus_client::registry::Registry;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use waymark_api::admin::{AdminState, StorageGauges};
+use waymark_api::{ApiMetrics, ApiState};
+use waymark_pipeline::{IngestMetrics, Pipeline, PipelineConfig};
+use waymark_query::{QueryOptions, QueryService};
+use waymark_receivers::otlp::grpc::OtlpGrpcReceiver;
+use waymark_receivers::otlp::http::OtlpHttpReceiver;
+use waymark_receivers::{Receiver, ReceiverContext};
+use waymark_storage::{EmbeddedConfig, EmbeddedStorage, Storage};
+
+pub use config::Config;
+
+/// Which components run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// Receivers, storage, query API and UI in one process.
+    AllInOne,
+    /// Receivers and the storage writer; no query API.
+    Collector,
+    /// The query API over a store written by a collector; read-only.
+    Query,
+}
+
+impl Mode {
+    fn ingests(self) -> bool {
+        matches!(self, Mode::AllInOne | Mode::Collector)
+    }
+    fn queries(self) -> bool {
+        matches!(self, Mode::AllInOne | Mode::Query)
+    }
+}
+
+/// Addresses the running server actually bound (ports resolved).
+#[derive(Clone, Debug)]
+pub struct Bound {
+    pub admin: SocketAddr,
+    pub otlp_grpc: Option<SocketAddr>,
+    pub otlp_http: Option<SocketAddr>,
+    pub query: Option<SocketAddr>,
+}
+
+/// A started server.
+pub struct Running {
+    pub bound: Bound,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
+    storage: Arc<dyn Storage>,
+    embedded: Option<Arc<EmbeddedStorage>>,
+    serving: Arc<AtomicBool>,
+}
+
+async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} for {what}: is another process using the port?")
+    })
+}
+
+/// Binds every listener, opens storage and starts serving.
+pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let mut tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)> = Vec::new();
+
+    // Admin first, so /health answers during WAL replay.
+    let admin_listener = bind("the admin endpoints", cfg.listen.admin).await?;
+    let mut registry = Registry::with_prefix_and_labels(
+        "",
+        std::iter::empty::<(
+            std::borrow::Cow<'static, str>,
+            std::borrow::Cow<'static, str>,
+        )>(),
+    );
+    let ingest_metrics = Arc::new(IngestMetrics::default());
+    ingest_metrics.register(&mut registry);
+    let api_metrics = Arc::new(ApiMetrics::default());
+    api_metrics.register(&mut registry);
+    let gauges = StorageGauges::default();
+    gauges.register(&mut registry);
+    let storage_cell: Arc<OnceLock<Arc<dyn Storage>>> = Arc::new(OnceLock::new());
+    let serving = Arc::new(AtomicBool::new(false));
+    let admin = AdminState {
+        registry: Arc::new(registry),
+        gauges,
+        storage: storage_cell.clone(),
+        serving: serving.clone(),
+    };
+    let bound_admin = admin_listener.local_addr()?;
+    tasks.push((
+        "admin",
+        spawn_http(
+            admin_listener,
+            waymark_api::admin::router(admin),
+            shutdown_rx.clone(),
+        ),
+    ));
+
+    // Bind the rest before the (possibly long) WAL replay so port conflicts
+    // fail fast.
+    let grpc_listener = if mode.ingests() {
+        Some(bind("OTLP gRPC", cfg.listen.otlp_grpc).await?)
+    } else {
+        None
+    };
+    let http_listener = if mode.ingests() {
+        Some(bind("OTLP HTTP", cfg.listen.otlp_http).await?)
+    } else {
+        None
+    };
+    let query_listener = if mode.queries() {
+        Some(bind("the query API", cfg.listen.query).await?)
+    } else {
+        None
+    };
+
+    let mut ecfg = EmbeddedConfig::new(&cfg.data_dir);
+    ecfg.fsync = cfg.storage.fsync;
+    ecfg.head_max_spans = cfg.storage.head_max_spans;
+    ecfg.head_max_bytes = cfg.storage.head_max_bytes;
+    ecfg.head_max_age = cfg.storage.head_max_age;
+    ecfg.zstd_level = cfg.storage.zstd_level;
+    let started = std::time::Instant::now();
+    let embedded = Arc::new(if mode.ingests() {
+        EmbeddedStorage::open(ecfg)
+            .await
+            .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?
+    } else {
+        EmbeddedStorage::open_read_only(ecfg)
+            .await
+            .with_context(|| format!("opening the store in {} read-only", cfg.data_dir.display()))?
+    });
+    let storage: Arc<dyn Storage> = embedded.clone();
+    let _ = storage_cell.set(storage.clone());
+    tracing::info!(
+        data_dir = %cfg.data_dir.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        stored_spans = storage.stats().stored_spans,
+        "storage open"
+    );
+
+    let mut bound = Bound {
+        admin: bound_admin,
+        otlp_grpc: None,
+        otlp_http: None,
+        query: None,
+    };
+
+    if mode.ingests() {
+        let pipeline = Pipeline::start(
+            storage.clone(),
+            PipelineConfig {
+                queue_spans: cfg.pipeline.queue_spans,
+                max_batch_spans: cfg.pipeline.max_batch_spans,
+                max_wait: cfg.pipeline.max_wait,
+                ..PipelineConfig::default()
+            },
+            ingest_metrics.clone(),
+        );
+        let ctx = ReceiverContext {
+            pipeline,
+            limits: Arc::new(cfg.limits.to_limits()),
+        };
+        let grpc = grpc_listener.unwrap();
+        let http = http_listener.unwrap();
+        bound.otlp_grpc = Some(grpc.local_addr()?);
+        bound.otlp_http = Some(http.local_addr()?);
+        // The one place receivers are registered.
+        let receivers: Vec<Box<dyn Receiver>> = vec![
+            Box::new(OtlpGrpcReceiver {
+                listener: grpc,
+                ctx: ctx.clone(),
+            }),
+            Box::new(OtlpHttpReceiver {
+                listener: http,
+                ctx,
+                cors_allowed_origins: cfg.otlp.cors_allowed_origins.clone(),
+            }),
+        ];
+        for r in receivers {
+            let name = r.name();
+            let rx = shutdown_rx.clone();
+            tasks.push((name, tokio::spawn(r.run(rx))));
+        }
+        tasks.push((
+            "retention",
+            spawn_retention(storage.clone(), cfg.storage.retention, shutdown_rx.clone()),
+        ));
+    } else {
+        tasks.push((
+            "refresh",
+            spawn_refresh(embedded.clone(), shutdown_rx.clone()),
+        ));
+    }
+
+    if let Some(l) = query_listener {
+        bound.query = Some(l.local_addr()?);
+        let api = ApiState {
+            query: QueryService::new(
+                storage.clone(),
+                QueryOptions {
+                    max_clock_skew_adjust_ns: cfg.query.max_clock_skew_adjustment.as_nanos() as u64,
+                },
+            ),
+            metrics: api_metrics,
+        };
+        tasks.push((
+            "query",
+            spawn_http(l, waymark_api::query_router(api), shutdown_rx.clone()),
+        ));
+    }
+
+    serving.store(true, Ordering::Release);
+    Ok(Running {
+        bound,
+        shutdown,
+        tasks,
+        storage,
+        embedded: Some(embedded),
+        serving,
+    })
+}
+
+fn spawn_http(
+    listener: TcpListener,
+    router: axum::Router,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(waymark_receivers::wait_shutdown(shutdown))
+            .await
+    })
+}
+
+fn spawn_retention(
+    storage: Arc<dyn Storage>,
+    retention: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let stop = waymark_receivers::wait_shutdown(shutdown);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            let cutoff = now.saturating_sub(retention.as_nanos() as u64);
+            if let Err(e) = storage.purge_before(cutoff).await {
+                tracing::error!(error = %e, "retention pass failed");
+            }
+        }
+    })
+}
+
+fn spawn_refresh(
+    storage: Arc<EmbeddedStorage>,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let stop = waymark_receivers::wait_shutdown(shutdown);
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                _ = &mut stop => return Ok(()),
+                _ = tick.tick() => {}
+            }
+            if let Err(e) = storage.refresh().await {
+                tracing::warn!(error = %e, "refreshing the read-only store failed");
+            }
+        }
+    })
+}
+
+impl Running {
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        &self.storage
+    }
+
+    /// Waits until `signal` resolves or a component fails, then shuts down
+    /// in order: stop accepting, drain, close storage.
+    pub async fn run_until(
+        mut self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let mut failed: Option<anyhow::Error> = None;
+        {
+            let watch_tasks = async {
+                loop {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    if let Some(i) = self.tasks.iter().position(|(_, t)| t.is_finished()) {
+                        return i;
+                    }
+                }
+            };
+            tokio::select! {
+                _ = signal => tracing::info!("shutting down"),
+                i = watch_tasks => {
+                    let (name, t) = self.tasks.remove(i);
+                    let why = match t.await {
+                        Ok(Ok(())) => anyhow::anyhow!("{name} stopped unexpectedly"),
+                        Ok(Err(e)) => anyhow::Error::new(e).context(format!("{name} failed")),
+                        Err(e) => anyhow::Error::new(e).context(format!("{name} panicked")),
+                    };
+                    tracing::error!(error = %why, "component stopped; shutting down");
+                    failed = Some(why);
+                }
+            }
+        }
+        self.serving.store(false, Ordering::Release);
+        let _ = self.shutdown.send(true);
+        for (name, t) in self.tasks.drain(..) {
+            match tokio::time::timeout(Duration::from_secs(10), t).await {
+                Ok(Ok(Ok(()))) => {}
+                Ok(Ok(Err(e))) => {
+                    tracing::warn!(component = name, error = %e, "stopped with an error")
+                }
+                Ok(Err(e)) => tracing::warn!(component = name, error = %e, "task failed"),
+                Err(_) => tracing::warn!(component = name, "did not stop within 10s"),
+            }
+        }
+        if let Some(e) = self.embedded.take() {
+            tokio::task::spawn_blocking(move || e.close()).await.ok();
+        }
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 /// Entry files; their imports are pulled in by the compiler.
-const ROOTS: &[&str] = &["otlp/trace_service.proto"];
+const ROOTS: &[&str] = &["otlp/trace_service.proto", "google/rpc/status.proto"];
 
 fn main() -> anyhow::Result<()> {
     let check = std::env::args().skip(1).any(|a| a == "--check");
@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        .codec_path("crate::codec::ProtoCodec")
         .out_dir(tmp.path())
         .compile_fds(fds)
         .context("generating Rust code")?;

@@ -175,44 +175,7 @@ impl EmbeddedStorage {
             .collect();
         let max_covered = covered.iter().map(|c| c.1).max().unwrap_or(0);
 
-        let segments = wal::list_segments(&wal_dir)?;
-        let next_seq = segments.last().copied().unwrap_or(0).max(max_covered) + 1;
-        let mut head = Head::new(next_seq);
-        let mut replayed = 0usize;
-        for &seq in &segments {
-            if covered.iter().any(|(a, b)| (*a..=*b).contains(&seq)) {
-                // Its block was written before a crash kept us from
-                // deleting the segment.
-                let _ = std::fs::remove_file(wal::segment_path(&wal_dir, seq));
-                continue;
-            }
-            let r = wal::replay_segment(&wal_dir, seq)?;
-            if r.truncated_bytes > 0 {
-                tracing::warn!(
-                    segment = seq,
-                    bytes = r.truncated_bytes,
-                    "truncated torn wal tail"
-                );
-            }
-            if head.is_empty() {
-                head.first_segment = seq;
-            }
-            for rec in r.records {
-                let spans = codec::decode_spans(&rec)?;
-                replayed += spans.len();
-                head.insert(spans, rec.len());
-            }
-            if head.is_empty() {
-                let _ = std::fs::remove_file(wal::segment_path(&wal_dir, seq));
-            }
-        }
-        if head.is_empty() {
-            head.first_segment = next_seq;
-        }
-        head.last_segment = next_seq;
-        if replayed > 0 {
-            tracing::info!(spans = replayed, "replayed wal");
-        }
+        let (head, next_seq, replayed) = replay_wal(&wal_dir, &covered, max_covered, false)?;
 
         let stored: u64 = blocks.iter().map(|b| b.index.meta.span_count).sum();
         let shared = Arc::new(Shared {
@@ -242,6 +205,83 @@ impl EmbeddedStorage {
             tx,
             thread: Mutex::new(Some(thread)),
         })
+    }
+
+    /// Opens the store for reading beside a writer in another process (the
+    /// `query` mode): nothing on disk is changed, writes are refused, and
+    /// [`EmbeddedStorage::refresh`] picks up new blocks and WAL records.
+    pub async fn open_read_only(cfg: EmbeddedConfig) -> Result<Self> {
+        let wal_dir = cfg.data_dir.join("wal");
+        if !wal_dir.exists() {
+            return Err(StorageError::new(
+                StorageErrorKind::Invalid,
+                format!(
+                    "{} holds no waymark store (no wal directory); start a collector on it first",
+                    cfg.data_dir.display()
+                ),
+            ));
+        }
+        let store: Arc<dyn ObjectStore> = Arc::new(
+            LocalFileSystem::new_with_prefix(&cfg.data_dir)
+                .map_err(|e| io("opening block store", e))?,
+        );
+        let (tx, _rx) = mpsc::channel();
+        let s = EmbeddedStorage {
+            shared: Arc::new(Shared {
+                store,
+                wal_dir,
+                state: RwLock::new(State {
+                    head: Head::new(0),
+                    frozen: Vec::new(),
+                    blocks: Vec::new(),
+                }),
+                cache: Mutex::new(PageCache::new(cfg.page_cache_pages)),
+                ready: AtomicBool::new(false),
+                stored_spans: AtomicU64::new(0),
+                cfg,
+            }),
+            tx,
+            thread: Mutex::new(None),
+        };
+        s.refresh().await?;
+        s.shared.ready.store(true, Ordering::Release);
+        Ok(s)
+    }
+
+    /// Re-reads the block list and the WAL (read-only mode).
+    pub async fn refresh(&self) -> Result<()> {
+        let blocks = load_blocks(self.shared.store.as_ref()).await?;
+        let covered: Vec<(u64, u64)> = blocks
+            .iter()
+            .map(|b| {
+                (
+                    b.index.meta.wal_first_segment,
+                    b.index.meta.wal_last_segment,
+                )
+            })
+            .collect();
+        let max_covered = covered.iter().map(|c| c.1).max().unwrap_or(0);
+        let (head, _, replayed) = replay_wal(&self.shared.wal_dir, &covered, max_covered, true)?;
+        let stored: u64 = blocks.iter().map(|b| b.index.meta.span_count).sum();
+        let mut st = self.shared.state.write();
+        // Keep already-loaded blocks (and their cached pages) by id.
+        let mut next: Vec<Arc<Block>> = Vec::with_capacity(blocks.len());
+        for b in blocks {
+            match st
+                .blocks
+                .iter()
+                .find(|o| o.index.meta.id == b.index.meta.id)
+            {
+                Some(o) => next.push(o.clone()),
+                None => next.push(Arc::new(b)),
+            }
+        }
+        st.blocks = next;
+        st.head = head;
+        self.shared
+            .stored_spans
+            .store(stored + replayed as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Stops the WAL thread after it has written what it holds. Writes after
@@ -276,6 +316,63 @@ impl Drop for EmbeddedStorage {
     fn drop(&mut self) {
         self.close();
     }
+}
+
+/// Rebuilds the head from the WAL segments no block covers. A writer
+/// deletes covered segments and truncates torn tails; a read-only opener
+/// touches nothing.
+fn replay_wal(
+    wal_dir: &std::path::Path,
+    covered: &[(u64, u64)],
+    max_covered: u64,
+    read_only: bool,
+) -> Result<(Head, u64, usize)> {
+    let segments = wal::list_segments(wal_dir)?;
+    let next_seq = segments.last().copied().unwrap_or(0).max(max_covered) + 1;
+    let mut head = Head::new(next_seq);
+    let mut replayed = 0usize;
+    for &seq in &segments {
+        if covered.iter().any(|(a, b)| (*a..=*b).contains(&seq)) {
+            // Its block was written before a crash kept us from deleting
+            // the segment.
+            if !read_only {
+                let _ = std::fs::remove_file(wal::segment_path(wal_dir, seq));
+            }
+            continue;
+        }
+        let r = match wal::replay_segment(wal_dir, seq, read_only) {
+            Ok(r) => r,
+            // The writer deleted it since we listed the directory.
+            Err(_) if read_only && !wal::segment_path(wal_dir, seq).exists() => continue,
+            Err(e) => return Err(e),
+        };
+        if r.truncated_bytes > 0 && !read_only {
+            tracing::warn!(
+                segment = seq,
+                bytes = r.truncated_bytes,
+                "truncated torn wal tail"
+            );
+        }
+        if head.is_empty() {
+            head.first_segment = seq;
+        }
+        for rec in r.records {
+            let spans = codec::decode_spans(&rec)?;
+            replayed += spans.len();
+            head.insert(spans, rec.len());
+        }
+        if head.is_empty() && !read_only {
+            let _ = std::fs::remove_file(wal::segment_path(wal_dir, seq));
+        }
+    }
+    if head.is_empty() {
+        head.first_segment = next_seq;
+    }
+    head.last_segment = next_seq;
+    if replayed > 0 && !read_only {
+        tracing::info!(spans = replayed, "replayed wal");
+    }
+    Ok((head, next_seq, replayed))
 }
 
 async fn load_blocks(store: &dyn ObjectStore) -> Result<Vec<Block>> {

@@ -116,12 +116,14 @@ pub struct Replay {
     pub truncated_bytes: u64,
 }
 
-/// Reads every valid record of a segment, truncating a torn or corrupt tail.
-pub fn replay_segment(dir: &Path, seq: u64) -> Result<Replay, StorageError> {
+/// Reads every valid record of a segment, truncating a torn or corrupt tail
+/// unless `read_only` (a reader beside a live writer must not truncate: the
+/// "torn" tail may be a record being written).
+pub fn replay_segment(dir: &Path, seq: u64, read_only: bool) -> Result<Replay, StorageError> {
     let path = segment_path(dir, seq);
     let mut file = OpenOptions::new()
         .read(true)
-        .write(true)
+        .write(!read_only)
         .open(&path)
         .map_err(|e| io_err(format!("opening {}", path.display()), e))?;
     let total = file
@@ -165,7 +167,7 @@ pub fn replay_segment(dir: &Path, seq: u64) -> Result<Replay, StorageError> {
     }
     drop(reader);
     let truncated_bytes = total - good_end;
-    if truncated_bytes > 0 {
+    if truncated_bytes > 0 && !read_only {
         if good_end == 0 {
             // Not even a whole header: the segment was being created.
             file.set_len(0).map_err(|e| io_err("truncating wal", e))?;
@@ -205,12 +207,17 @@ mod tests {
         let path = segment_path(dir.path(), 1);
         let f = OpenOptions::new().write(true).open(&path).unwrap();
         f.set_len(good_len + 10).unwrap();
-        let r = replay_segment(dir.path(), 1).unwrap();
+        let r = replay_segment(dir.path(), 1, false).unwrap();
         assert_eq!(r.records, vec![b"first".to_vec(), b"second".to_vec()]);
         assert_eq!(r.truncated_bytes, 10);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), good_len);
         // Replaying again is clean.
-        assert_eq!(replay_segment(dir.path(), 1).unwrap().truncated_bytes, 0);
+        assert_eq!(
+            replay_segment(dir.path(), 1, false)
+                .unwrap()
+                .truncated_bytes,
+            0
+        );
     }
 
     #[test]
@@ -225,7 +232,7 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, bytes).unwrap();
-        let r = replay_segment(dir.path(), 7).unwrap();
+        let r = replay_segment(dir.path(), 7, false).unwrap();
         assert_eq!(r.records, vec![b"aaaa".to_vec()]);
         assert_eq!(r.truncated_bytes, 12);
         assert_eq!(list_segments(dir.path()).unwrap(), vec![7]);

@@ -1,0 +1,116 @@
+//! The admin endpoints: Prometheus `/metrics`, `/health` (the process is
+//! alive and serving) and `/ready` (it can accept and durably store spans:
+//! not during WAL replay, not while shutting down).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+use waymark_storage::Storage;
+
+/// Gauges filled from `Storage::stats` at each scrape.
+#[derive(Default, Clone)]
+pub struct StorageGauges {
+    pub wal_bytes: Gauge,
+    pub block_bytes: Gauge,
+    pub blocks: Gauge,
+    pub head_spans: Gauge,
+    pub stored_spans: Gauge,
+}
+
+impl StorageGauges {
+    pub fn register(&self, reg: &mut Registry) {
+        reg.register(
+            "waymark_wal_bytes",
+            "Bytes in WAL segments",
+            self.wal_bytes.clone(),
+        );
+        reg.register(
+            "waymark_block_bytes",
+            "Bytes in blocks",
+            self.block_bytes.clone(),
+        );
+        reg.register("waymark_blocks", "Number of blocks", self.blocks.clone());
+        reg.register(
+            "waymark_head_spans",
+            "Spans held in memory, not yet in a block",
+            self.head_spans.clone(),
+        );
+        reg.register(
+            "waymark_stored_spans",
+            "Spans held by storage",
+            self.stored_spans.clone(),
+        );
+    }
+}
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub registry: Arc<Registry>,
+    pub gauges: StorageGauges,
+    /// Set once storage is open.
+    pub storage: Arc<OnceLock<Arc<dyn Storage>>>,
+    /// True once every listener is serving; false again on shutdown.
+    pub serving: Arc<AtomicBool>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .with_state(state)
+}
+
+async fn metrics(State(st): State<AdminState>) -> Response {
+    if let Some(s) = st.storage.get() {
+        let stats = s.stats();
+        st.gauges.wal_bytes.set(stats.wal_bytes as i64);
+        st.gauges.block_bytes.set(stats.block_bytes as i64);
+        st.gauges.blocks.set(stats.blocks as i64);
+        st.gauges.head_spans.set(stats.head_spans as i64);
+        st.gauges.stored_spans.set(stats.stored_spans as i64);
+    }
+    let mut out = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut out, &st.registry) {
+        return (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response();
+    }
+    (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response()
+}
+
+async fn health() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+async fn ready(State(st): State<AdminState>) -> Response {
+    let storage_ready = st.storage.get().is_some_and(|s| s.is_ready());
+    if storage_ready && st.serving.load(Ordering::Acquire) {
+        (StatusCode::OK, "ready\n").into_response()
+    } else if !storage_ready {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: storage is opening (replaying the wal)\n",
+        )
+            .into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: listeners are not serving\n",
+        )
+            .into_response()
+    }
+}

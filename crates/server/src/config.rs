@@ -1,0 +1,225 @@
+//! Waymark's configuration: a YAML file whose every key is optional (the
+//! defaults run a working all-in-one), overridden by command-line flags and
+//! `WAYMARK_*` environment variables in the binary. Unknown keys are an
+//! error that names the key. `docs/configuration.md` documents each option.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+use waymark_storage::FsyncPolicy;
+
+/// The whole configuration.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Directory of the embedded store (WAL and blocks).
+    pub data_dir: PathBuf,
+    pub listen: ListenConfig,
+    pub storage: StorageConfig,
+    pub limits: LimitsConfig,
+    pub pipeline: PipelineSettings,
+    pub otlp: OtlpConfig,
+    pub query: QuerySettings,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./waymark-data"),
+            listen: ListenConfig::default(),
+            storage: StorageConfig::default(),
+            limits: LimitsConfig::default(),
+            pipeline: PipelineSettings::default(),
+            otlp: OtlpConfig::default(),
+            query: QuerySettings::default(),
+        }
+    }
+}
+
+/// Addresses to listen on.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ListenConfig {
+    pub otlp_grpc: SocketAddr,
+    pub otlp_http: SocketAddr,
+    pub query: SocketAddr,
+    pub admin: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        ListenConfig {
+            otlp_grpc: "0.0.0.0:4317".parse().unwrap(),
+            otlp_http: "0.0.0.0:4318".parse().unwrap(),
+            query: "0.0.0.0:16686".parse().unwrap(),
+            admin: "0.0.0.0:14269".parse().unwrap(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// WAL sync policy: `always`, `batch` (group commit) or `never`.
+    pub fsync: FsyncPolicy,
+    /// Blocks whose newest span is older than this are deleted.
+    #[serde(deserialize_with = "duration")]
+    pub retention: Duration,
+    /// Cut a block when the in-memory head holds this many spans...
+    pub head_max_spans: usize,
+    /// ... or this many bytes of encoded spans ...
+    pub head_max_bytes: usize,
+    /// ... or when its oldest span is this old.
+    #[serde(deserialize_with = "duration")]
+    pub head_max_age: Duration,
+    /// zstd level of block pages (1–19).
+    pub zstd_level: i32,
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        let e = waymark_storage::EmbeddedConfig::new(".");
+        StorageConfig {
+            fsync: e.fsync,
+            retention: Duration::from_secs(7 * 86_400),
+            head_max_spans: e.head_max_spans,
+            head_max_bytes: e.head_max_bytes,
+            head_max_age: e.head_max_age,
+            zstd_level: e.zstd_level,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub max_request_bytes: usize,
+    pub max_spans_per_request: usize,
+    pub max_attributes_per_span: usize,
+    pub max_string_bytes: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        let l = waymark_receivers::Limits::default();
+        LimitsConfig {
+            max_request_bytes: l.max_request_bytes,
+            max_spans_per_request: l.max_spans_per_request,
+            max_attributes_per_span: l.max_attributes_per_span,
+            max_string_bytes: l.max_string_bytes,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn to_limits(&self) -> waymark_receivers::Limits {
+        waymark_receivers::Limits {
+            max_request_bytes: self.max_request_bytes,
+            max_spans_per_request: self.max_spans_per_request,
+            max_attributes_per_span: self.max_attributes_per_span,
+            max_string_bytes: self.max_string_bytes,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineSettings {
+    /// Most spans queued for storage at once; beyond it clients are told to
+    /// retry (HTTP 503, gRPC UNAVAILABLE).
+    pub queue_spans: usize,
+    /// Most spans merged into one storage write.
+    pub max_batch_spans: usize,
+    /// How long a request may wait for queue room before it is refused.
+    #[serde(deserialize_with = "duration")]
+    pub max_wait: Duration,
+}
+
+impl Default for PipelineSettings {
+    fn default() -> Self {
+        let p = waymark_pipeline::PipelineConfig::default();
+        PipelineSettings {
+            queue_spans: p.queue_spans,
+            max_batch_spans: p.max_batch_spans,
+            max_wait: p.max_wait,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpConfig {
+    /// Origins allowed to POST to the OTLP HTTP receiver from a browser;
+    /// `*` allows any. Empty (the default) sends no CORS headers.
+    pub cors_allowed_origins: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    /// Largest clock-skew correction the query side applies; `0s` (the
+    /// default, as in Jaeger) turns the adjuster off.
+    #[serde(deserialize_with = "duration")]
+    pub max_clock_skew_adjustment: Duration,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            max_clock_skew_adjustment: Duration::ZERO,
+        }
+    }
+}
+
+/// Parses durations such as `500ms`, `2m`, `36h`, `7d`, `2w`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    waymark_api::params::parse_lookback(s).map(Duration::from_nanos)
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let s = String::deserialize(d)?;
+    parse_duration(&s).map_err(serde::de::Error::custom)
+}
+
+impl Config {
+    /// Reads a YAML file; unknown keys and bad values are errors naming the
+    /// key and the line.
+    pub fn from_yaml(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_yaml_ng::from_str(text).map_err(|e| e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_defaults() {
+        assert_eq!(Config::from_yaml("").unwrap(), Config::default());
+    }
+
+    #[test]
+    fn reads_values() {
+        let c = Config::from_yaml(
+            "data_dir: /var/lib/waymark\nstorage:\n  fsync: always\n  retention: 3d\nlisten:\n  query: 127.0.0.1:9000\n",
+        )
+        .unwrap();
+        assert_eq!(c.storage.fsync, FsyncPolicy::Always);
+        assert_eq!(c.storage.retention, Duration::from_secs(3 * 86_400));
+        assert_eq!(c.listen.query.port(), 9000);
+        assert_eq!(c.listen.otlp_grpc.port(), 4317);
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let e = Config::from_yaml("storage:\n  fsynk: always\n").unwrap_err();
+        assert!(e.contains("fsynk"), "{e}");
+        let e = Config::from_yaml("storage:\n  retention: forever\n").unwrap_err();
+        assert!(e.contains("forever"), "{e}");
+    }
+}

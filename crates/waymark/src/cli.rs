@@ -1,0 +1,243 @@
+//! Command-line interface. Every server option can come from the YAML file
+//! (`--config`), a flag, or a `WAYMARK_*` environment variable; flags and
+//! variables override the file.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use waymark_server::{Config, Mode};
+use waymark_storage::FsyncPolicy;
+
+/// Waymark: a distributed tracing backend that speaks OTLP and serves
+/// Jaeger's query API. With no subcommand it runs `all-in-one`.
+#[derive(Parser, Debug)]
+#[command(name = "waymark", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub server: ServerArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Receivers, embedded storage and the query API in one process (default).
+    AllInOne(ServerArgs),
+    /// Receivers and the storage writer, without the query API.
+    Collector(ServerArgs),
+    /// The query API over a data directory written by a collector (read-only).
+    Query(ServerArgs),
+    /// Sends generated traces to an OTLP endpoint.
+    Tracegen(crate::tracegen::TracegenArgs),
+    /// Starts a server, loads it and prints ingest, size and query figures.
+    Bench(crate::bench::BenchArgs),
+}
+
+/// Options of the server modes. Each overrides the configuration file.
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServerArgs {
+    /// YAML configuration file (see docs/configuration.md).
+    #[arg(long, env = "WAYMARK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Directory of the embedded store [default: ./waymark-data].
+    #[arg(long, env = "WAYMARK_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// OTLP gRPC listen address [default: 0.0.0.0:4317].
+    #[arg(long, env = "WAYMARK_OTLP_GRPC_LISTEN")]
+    pub otlp_grpc_listen: Option<SocketAddr>,
+    /// OTLP HTTP listen address [default: 0.0.0.0:4318].
+    #[arg(long, env = "WAYMARK_OTLP_HTTP_LISTEN")]
+    pub otlp_http_listen: Option<SocketAddr>,
+    /// Query API (and UI) listen address [default: 0.0.0.0:16686].
+    #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
+    pub query_listen: Option<SocketAddr>,
+    /// Admin listen address: /metrics, /health, /ready [default: 0.0.0.0:14269].
+    #[arg(long, env = "WAYMARK_ADMIN_LISTEN")]
+    pub admin_listen: Option<SocketAddr>,
+    /// WAL sync policy: always, batch (group commit) or never [default: batch].
+    #[arg(long, env = "WAYMARK_FSYNC")]
+    pub fsync: Option<FsyncPolicy>,
+    /// Delete data older than this, e.g. 72h, 7d, 2w [default: 7d].
+    #[arg(long, env = "WAYMARK_RETENTION")]
+    pub retention: Option<String>,
+    /// Cut a block once the in-memory head is this old, e.g. 2m [default: 2m].
+    #[arg(long, env = "WAYMARK_HEAD_MAX_AGE")]
+    pub head_max_age: Option<String>,
+    /// Largest request body in bytes, before and after decompression [default: 16777216].
+    #[arg(long, env = "WAYMARK_MAX_REQUEST_BYTES")]
+    pub max_request_bytes: Option<usize>,
+    /// Most spans in one request [default: 50000].
+    #[arg(long, env = "WAYMARK_MAX_SPANS_PER_REQUEST")]
+    pub max_spans_per_request: Option<usize>,
+    /// Most attributes on one span, event or link [default: 1024].
+    #[arg(long, env = "WAYMARK_MAX_ATTRIBUTES_PER_SPAN")]
+    pub max_attributes_per_span: Option<usize>,
+    /// Longest string in a span, in bytes [default: 131072].
+    #[arg(long, env = "WAYMARK_MAX_STRING_BYTES")]
+    pub max_string_bytes: Option<usize>,
+    /// Most spans queued for storage before clients are told to retry [default: 200000].
+    #[arg(long, env = "WAYMARK_QUEUE_SPANS")]
+    pub queue_spans: Option<usize>,
+    /// Origins allowed to send OTLP/HTTP from browsers, comma-separated; * for any [default: none].
+    #[arg(long, env = "WAYMARK_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub cors_allowed_origins: Option<Vec<String>>,
+    /// Largest clock-skew correction applied when reading traces; 0s disables [default: 0s].
+    #[arg(long, env = "WAYMARK_MAX_CLOCK_SKEW_ADJUSTMENT")]
+    pub max_clock_skew_adjustment: Option<String>,
+    /// Log filter, e.g. info, debug, waymark_storage=debug [default: info].
+    #[arg(long, env = "WAYMARK_LOG")]
+    pub log_level: Option<String>,
+}
+
+impl ServerArgs {
+    /// Loads the file (if any) and applies the overrides.
+    pub fn to_config(&self) -> anyhow::Result<Config> {
+        let mut c = match &self.config {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                Config::from_yaml(&text)
+                    .map_err(|e| anyhow::anyhow!("config file {}: {e}", p.display()))?
+            }
+            None => Config::default(),
+        };
+        let dur = |what: &str, s: &str| {
+            waymark_server::config::parse_duration(s).map_err(|e| anyhow::anyhow!("--{what}: {e}"))
+        };
+        if let Some(v) = &self.data_dir {
+            c.data_dir = v.clone();
+        }
+        if let Some(v) = self.otlp_grpc_listen {
+            c.listen.otlp_grpc = v;
+        }
+        if let Some(v) = self.otlp_http_listen {
+            c.listen.otlp_http = v;
+        }
+        if let Some(v) = self.query_listen {
+            c.listen.query = v;
+        }
+        if let Some(v) = self.admin_listen {
+            c.listen.admin = v;
+        }
+        if let Some(v) = self.fsync {
+            c.storage.fsync = v;
+        }
+        if let Some(v) = &self.retention {
+            c.storage.retention = dur("retention", v)?;
+        }
+        if let Some(v) = &self.head_max_age {
+            c.storage.head_max_age = dur("head-max-age", v)?;
+        }
+        if let Some(v) = self.max_request_bytes {
+            c.limits.max_request_bytes = v;
+        }
+        if let Some(v) = self.max_spans_per_request {
+            c.limits.max_spans_per_request = v;
+        }
+        if let Some(v) = self.max_attributes_per_span {
+            c.limits.max_attributes_per_span = v;
+        }
+        if let Some(v) = self.max_string_bytes {
+            c.limits.max_string_bytes = v;
+        }
+        if let Some(v) = self.queue_spans {
+            c.pipeline.queue_spans = v;
+        }
+        if let Some(v) = &self.cors_allowed_origins {
+            c.otlp.cors_allowed_origins = v.clone();
+        }
+        if let Some(v) = &self.max_clock_skew_adjustment {
+            c.query.max_clock_skew_adjustment = dur("max-clock-skew-adjustment", v)?;
+        }
+        Ok(c)
+    }
+}
+
+fn init_logging(filter: Option<&str>) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter.unwrap_or("info"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn serve(args: ServerArgs, mode: Mode) -> anyhow::Result<()> {
+    init_logging(args.log_level.as_deref());
+    let cfg = args.to_config()?;
+    let running = waymark_server::start(cfg, mode).await?;
+    let b = &running.bound;
+    tracing::info!(
+        mode = ?mode,
+        otlp_grpc = ?b.otlp_grpc,
+        otlp_http = ?b.otlp_http,
+        query = ?b.query,
+        admin = %b.admin,
+        "waymark is serving"
+    );
+    running.run_until(shutdown_signal()).await
+}
+
+pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        None => serve(cli.server, Mode::AllInOne).await,
+        Some(Command::AllInOne(a)) => serve(merge(cli.server, a), Mode::AllInOne).await,
+        Some(Command::Collector(a)) => serve(merge(cli.server, a), Mode::Collector).await,
+        Some(Command::Query(a)) => serve(merge(cli.server, a), Mode::Query).await,
+        Some(Command::Tracegen(a)) => {
+            init_logging(cli.server.log_level.as_deref());
+            crate::tracegen::run(a).await
+        }
+        Some(Command::Bench(a)) => {
+            init_logging(cli.server.log_level.as_deref().or(Some("warn")));
+            crate::bench::run(a).await
+        }
+    }
+}
+
+/// Global flags given before the subcommand count too; the subcommand's win.
+fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
+    macro_rules! pick {
+        ($($f:ident),*) => { ServerArgs { $($f: sub.$f.or(global.$f)),* } };
+    }
+    pick!(
+        config,
+        data_dir,
+        otlp_grpc_listen,
+        otlp_http_listen,
+        query_listen,
+        admin_listen,
+        fsync,
+        retention,
+        head_max_age,
+        max_request_bytes,
+        max_spans_per_request,
+        max_attributes_per_span,
+        max_string_bytes,
+        queue_spans,
+        cors_allowed_origins,
+        max_clock_skew_adjustment,
+        log_level
+    )
+}
