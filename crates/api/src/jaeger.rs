@@ -212,12 +212,12 @@ pub fn parse_search(p: &Params, now: u64) -> Result<TraceQuery, ParamError> {
     }
     let duration_min = p.duration(&["minDuration"])?;
     let duration_max = p.duration(&["maxDuration"])?;
-    if let (Some(a), Some(b)) = (duration_min, duration_max) {
-        if a > b {
-            return Err(ParamError(
-                "'maxDuration' should be greater than 'minDuration'".into(),
-            ));
-        }
+    if let (Some(a), Some(b)) = (duration_min, duration_max)
+        && a > b
+    {
+        return Err(ParamError(
+            "'maxDuration' should be greater than 'minDuration'".into(),
+        ));
     }
     let limit = match p.int::<i64>(&["limit"])? {
         None | Some(0) => DEFAULT_LIMIT,

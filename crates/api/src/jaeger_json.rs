@@ -146,8 +146,10 @@ pub fn trace(t: &AdjustedTrace) -> Value {
             "processID": pid,
             "warnings": warnings,
         });
-        if s.flags != 0 {
-            span["flags"] = json!(s.flags);
+        // Jaeger's flags are the W3C trace flags (sampled = 1); OTLP keeps
+        // more bits above them (such as "parent is remote").
+        if s.flags & 0xff != 0 {
+            span["flags"] = json!(s.flags & 0xff);
         }
         spans.push(span);
     }

@@ -120,10 +120,10 @@ pub fn parse_go_duration(s: &str) -> Result<u64, String> {
 pub fn parse_lookback(s: &str) -> Result<u64, String> {
     let s = s.trim();
     for (suffix, mult) in [("d", 86_400_000_000_000u64), ("w", 7 * 86_400_000_000_000)] {
-        if let Some(n) = s.strip_suffix(suffix) {
-            if let Ok(n) = n.parse::<u64>() {
-                return Ok(n * mult);
-            }
+        if let Some(n) = s.strip_suffix(suffix)
+            && let Ok(n) = n.parse::<u64>()
+        {
+            return Ok(n * mult);
         }
     }
     parse_go_duration(s)

@@ -19,17 +19,17 @@ use crate::{StorageError, StorageErrorKind};
 pub const BATCH_VERSION: u8 = 1;
 
 #[derive(Serialize)]
-struct RowRef<'a> {
-    resource: u32,
-    scope: u32,
-    span: &'a Span,
+pub(crate) struct RowRef<'a> {
+    pub resource: u32,
+    pub scope: u32,
+    pub span: &'a Span,
 }
 
 #[derive(Deserialize)]
-struct Row {
-    resource: u32,
-    scope: u32,
-    span: Span,
+pub(crate) struct Row {
+    pub resource: u32,
+    pub scope: u32,
+    pub span: Span,
 }
 
 #[derive(Serialize)]
@@ -49,14 +49,14 @@ struct Batch {
 /// Interns values first by pointer (cheap, the common case: spans of one
 /// request share an `Arc`) and then by encoded content (spans of different
 /// requests from the same service instance).
-struct Interner<'a, T> {
+pub(crate) struct Interner<'a, T> {
     by_ptr: HashMap<*const T, u32>,
     by_bytes: HashMap<Vec<u8>, u32>,
-    items: Vec<&'a T>,
+    pub items: Vec<&'a T>,
 }
 
 impl<'a, T: Serialize> Interner<'a, T> {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Interner {
             by_ptr: HashMap::new(),
             by_bytes: HashMap::new(),
@@ -64,7 +64,7 @@ impl<'a, T: Serialize> Interner<'a, T> {
         }
     }
 
-    fn intern(&mut self, v: &'a Arc<T>) -> u32 {
+    pub fn intern(&mut self, v: &'a Arc<T>) -> u32 {
         let ptr = Arc::as_ptr(v);
         if let Some(i) = self.by_ptr.get(&ptr) {
             return *i;
@@ -102,6 +102,29 @@ pub fn encode_spans<'a>(spans: impl IntoIterator<Item = &'a Span>) -> Vec<u8> {
     out
 }
 
+/// Resolves table indexes of decoded rows into shared resources and scopes.
+pub(crate) fn attach(
+    rows: Vec<Row>,
+    resources: &[Arc<Resource>],
+    scopes: &[Arc<Scope>],
+    out: &mut Vec<Span>,
+) -> Result<(), StorageError> {
+    for row in rows {
+        let mut span = row.span;
+        span.resource = resources
+            .get(row.resource as usize)
+            .cloned()
+            .ok_or_else(|| {
+                StorageError::new(StorageErrorKind::Corrupt, "resource index out of range")
+            })?;
+        span.scope = scopes.get(row.scope as usize).cloned().ok_or_else(|| {
+            StorageError::new(StorageErrorKind::Corrupt, "scope index out of range")
+        })?;
+        out.push(span);
+    }
+    Ok(())
+}
+
 /// Decodes a batch written by [`encode_spans`].
 pub fn decode_spans(bytes: &[u8]) -> Result<Vec<Span>, StorageError> {
     let Some((&version, rest)) = bytes.split_first() else {
@@ -123,21 +146,7 @@ pub fn decode_spans(bytes: &[u8]) -> Result<Vec<Span>, StorageError> {
     })?;
     let resources: Vec<Arc<Resource>> = batch.resources.into_iter().map(Arc::new).collect();
     let scopes: Vec<Arc<Scope>> = batch.scopes.into_iter().map(Arc::new).collect();
-    batch
-        .spans
-        .into_iter()
-        .map(|row| {
-            let mut span = row.span;
-            span.resource = resources
-                .get(row.resource as usize)
-                .cloned()
-                .ok_or_else(|| {
-                    StorageError::new(StorageErrorKind::Corrupt, "resource index out of range")
-                })?;
-            span.scope = scopes.get(row.scope as usize).cloned().ok_or_else(|| {
-                StorageError::new(StorageErrorKind::Corrupt, "scope index out of range")
-            })?;
-            Ok(span)
-        })
-        .collect()
+    let mut out = Vec::with_capacity(batch.spans.len());
+    attach(batch.spans, &resources, &scopes, &mut out)?;
+    Ok(out)
 }

@@ -110,20 +110,20 @@ impl TraceQuery {
         {
             return false;
         }
-        if let Some(s) = &self.service {
-            if span.service_name() != s {
-                return false;
-            }
+        if let Some(s) = &self.service
+            && span.service_name() != s
+        {
+            return false;
         }
-        if let Some(op) = &self.operation {
-            if &span.name != op {
-                return false;
-            }
+        if let Some(op) = &self.operation
+            && &span.name != op
+        {
+            return false;
         }
-        if let Some(kind) = self.span_kind {
-            if span.kind != kind {
-                return false;
-            }
+        if let Some(kind) = self.span_kind
+            && span.kind != kind
+        {
+            return false;
         }
         let d = span.duration_nanos();
         if self.duration_min.is_some_and(|min| d < min) {

@@ -161,10 +161,10 @@ fn start_server(data: &Path, fsync: &str) -> anyhow::Result<Server> {
     };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        if let Ok(r) = httpc::get(admin, "/ready") {
-            if r.status == 200 {
-                return Ok(server);
-            }
+        if let Ok(r) = httpc::get(admin, "/ready")
+            && r.status == 200
+        {
+            return Ok(server);
         }
         if Instant::now() > deadline {
             anyhow::bail!("server did not become ready within 60s");
@@ -240,7 +240,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 for _ in 0..a.batch {
                     let t = g.trace(now_ns());
                     n += 1;
-                    if n % 50 == 0 {
+                    if n.is_multiple_of(50) {
                         let root = t.last().expect("generated trace has spans");
                         samples.lock().await.push((
                             root.trace_id.to_hex(),

@@ -135,10 +135,10 @@ impl Sender {
         match self {
             Sender::Grpc(c) => {
                 let r = c.export(req).await?.into_inner();
-                if let Some(p) = r.partial_success {
-                    if p.rejected_spans > 0 {
-                        anyhow::bail!("{} spans rejected: {}", p.rejected_spans, p.error_message);
-                    }
+                if let Some(p) = r.partial_success
+                    && p.rejected_spans > 0
+                {
+                    anyhow::bail!("{} spans rejected: {}", p.rejected_spans, p.error_message);
                 }
                 Ok(())
             }

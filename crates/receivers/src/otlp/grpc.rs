@@ -55,7 +55,7 @@ impl TraceService for Service {
             .await
             .map_err(submit_status)?;
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
+            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
                 rejected_spans: rejected,
                 error_message: message,
             }),

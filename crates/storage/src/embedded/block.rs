@@ -3,14 +3,21 @@
 //!
 //! ```text
 //! header  "WMBK" | version u8 | 3 zero bytes
-//! pages   zstd(span batch) ...            spans of whole traces, by trace id
+//! pages   zstd(page) ...                  whole traces, oldest first
 //! index   zstd(postcard(BlockIndex))      meta, page table, trace-id table
 //! footer  index_offset u64 | index_len u32 | crc32c(index) u32 |
 //!         version u8 | 3 zero bytes | "WMBK"
 //! ```
-//! Every page carries a CRC32C in the page table. See `docs/storage-format.md`.
+//! A page, once inflated, is `version u8 | header_len u32 | header | blobs`:
+//! the header (postcard) holds the page's resource and scope tables and a
+//! directory of `(trace id, offset, length)` into the blobs, each blob the
+//! rows of one trace. Reading one trace decodes the header and one blob.
+//! Traces are laid out by start time so that a search walking pages newest
+//! first can stop early. Every page carries a CRC32C in the page table.
+//! See `docs/storage-format.md`.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
@@ -48,6 +55,8 @@ pub struct BlockMeta {
 pub struct PageRef {
     pub offset: u64,
     pub len: u32,
+    /// Length once inflated.
+    pub raw_len: u32,
     pub crc: u32,
     pub span_count: u32,
     pub min_start: u64,
@@ -85,6 +94,15 @@ impl BlockIndex {
 
     /// Pages that may hold spans matching `q`.
     pub fn candidate_pages(&self, q: &TraceQuery) -> Vec<u32> {
+        self.candidates(q).map(|(i, _)| i).collect()
+    }
+
+    /// Like [`BlockIndex::candidate_pages`], with each page's newest start.
+    pub fn candidates(&self, q: &TraceQuery) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.candidates_vec(q).into_iter()
+    }
+
+    fn candidates_vec(&self, q: &TraceQuery) -> Vec<(u32, u64)> {
         if self.meta.max_time < q.start_min || self.meta.min_time > q.start_max {
             return Vec::new();
         }
@@ -104,7 +122,7 @@ impl BlockIndex {
                     && q.duration_min.is_none_or(|d| p.max_duration >= d)
                     && svc.is_none_or(|s| p.services.contains(&s))
             })
-            .map(|(i, _)| i as u32)
+            .map(|(i, p)| (i as u32, p.max_start))
             .collect()
     }
 
@@ -129,15 +147,22 @@ pub fn build_block(
     page_target_bytes: usize,
     zstd_level: i32,
 ) -> Result<(Vec<u8>, BlockIndex), StorageError> {
-    let mut order: Vec<u32> = (0..spans.len() as u32).collect();
-    order.sort_by(|a, b| {
-        let (a, b) = (&spans[*a as usize], &spans[*b as usize]);
-        (a.trace_id, a.start_time_unix_nano, a.span_id).cmp(&(
-            b.trace_id,
-            b.start_time_unix_nano,
-            b.span_id,
-        ))
-    });
+    // Group spans by trace, then lay traces out by their first start time.
+    let mut by_trace: HashMap<TraceId, Vec<u32>> = HashMap::new();
+    for (i, s) in spans.iter().enumerate() {
+        by_trace.entry(s.trace_id).or_default().push(i as u32);
+    }
+    let mut traces: Vec<(u64, TraceId, Vec<u32>)> = by_trace
+        .into_iter()
+        .map(|(id, mut idx)| {
+            idx.sort_by_key(|i| {
+                let s = &spans[*i as usize];
+                (s.start_time_unix_nano, s.span_id)
+            });
+            (spans[idx[0] as usize].start_time_unix_nano, id, idx)
+        })
+        .collect();
+    traces.sort_unstable_by_key(|a| (a.0, a.1));
 
     let mut services: Vec<String> = spans
         .iter()
@@ -172,28 +197,24 @@ pub fn build_block(
     out.extend_from_slice(&[BLOCK_VERSION, 0, 0, 0]);
 
     let mut pages = Vec::new();
-    let mut trace_ids = Vec::new();
-    let mut trace_pages = Vec::new();
-    let mut page: Vec<&Span> = Vec::new();
-    let mut i = 0;
-    while i < order.len() {
-        let tid = spans[order[i] as usize].trace_id;
-        let mut j = i;
-        while j < order.len() && spans[order[j] as usize].trace_id == tid {
-            j += 1;
-        }
-        if !page.is_empty() && page.len() + (j - i) > spans_per_page {
+    let mut trace_table: Vec<(TraceId, u32)> = Vec::with_capacity(traces.len());
+    let mut page: Vec<Vec<&Span>> = Vec::new();
+    let mut page_spans = 0usize;
+    for (_, tid, idx) in &traces {
+        if !page.is_empty() && page_spans + idx.len() > spans_per_page {
             pages.push(write_page(&mut out, &page, &svc_idx, zstd_level)?);
             page.clear();
+            page_spans = 0;
         }
-        trace_ids.push(tid);
-        trace_pages.push(pages.len() as u32);
-        page.extend(order[i..j].iter().map(|k| &spans[*k as usize]));
-        i = j;
+        trace_table.push((*tid, pages.len() as u32));
+        page_spans += idx.len();
+        page.push(idx.iter().map(|k| &spans[*k as usize]).collect());
     }
     if !page.is_empty() {
         pages.push(write_page(&mut out, &page, &svc_idx, zstd_level)?);
     }
+    trace_table.sort_unstable();
+    let (trace_ids, trace_pages): (Vec<TraceId>, Vec<u32>) = trace_table.into_iter().unzip();
 
     let index = BlockIndex {
         meta: BlockMeta {
@@ -242,34 +263,78 @@ fn estimate_size(s: &Span) -> usize {
     postcard::to_stdvec(s).map(|v| v.len()).unwrap_or(256)
 }
 
+/// Version byte at the start of an inflated page.
+pub const PAGE_VERSION: u8 = 1;
+
+#[derive(Serialize)]
+struct PageHeaderRef<'a> {
+    resources: Vec<&'a waymark_model::Resource>,
+    scopes: Vec<&'a waymark_model::Scope>,
+    traces: Vec<(TraceId, u32, u32)>,
+}
+
+#[derive(Deserialize)]
+struct PageHeader {
+    resources: Vec<waymark_model::Resource>,
+    scopes: Vec<waymark_model::Scope>,
+    traces: Vec<(TraceId, u32, u32)>,
+}
+
+/// Encodes whole traces into an (uncompressed) page.
+pub fn encode_page(traces: &[Vec<&Span>]) -> Vec<u8> {
+    let mut resources = codec::Interner::new();
+    let mut scopes = codec::Interner::new();
+    let mut blobs = Vec::new();
+    let mut dir = Vec::with_capacity(traces.len());
+    for t in traces {
+        let rows: Vec<codec::RowRef> = t
+            .iter()
+            .map(|s| codec::RowRef {
+                resource: resources.intern(&s.resource),
+                scope: scopes.intern(&s.scope),
+                span: s,
+            })
+            .collect();
+        let blob = postcard::to_stdvec(&rows).expect("in-memory encoding cannot fail");
+        dir.push((t[0].trace_id, blobs.len() as u32, blob.len() as u32));
+        blobs.extend_from_slice(&blob);
+    }
+    let header = postcard::to_stdvec(&PageHeaderRef {
+        resources: resources.items,
+        scopes: scopes.items,
+        traces: dir,
+    })
+    .expect("in-memory encoding cannot fail");
+    let mut out = Vec::with_capacity(5 + header.len() + blobs.len());
+    out.push(PAGE_VERSION);
+    out.extend_from_slice(&(header.len() as u32).to_le_bytes());
+    out.extend_from_slice(&header);
+    out.extend_from_slice(&blobs);
+    out
+}
+
 fn write_page(
     out: &mut Vec<u8>,
-    spans: &[&Span],
+    traces: &[Vec<&Span>],
     svc_idx: &HashMap<&str, u32>,
     level: i32,
 ) -> Result<PageRef, StorageError> {
-    let raw = codec::encode_spans(spans.iter().copied());
+    let raw = encode_page(traces);
     let z = zstd::bulk::compress(&raw, level)
         .map_err(|e| StorageError::with_source(StorageErrorKind::Io, "compressing page", e))?;
-    let mut services: Vec<u32> = spans.iter().map(|s| svc_idx[s.service_name()]).collect();
+    let all = || traces.iter().flatten();
+    let mut services: Vec<u32> = all().map(|s| svc_idx[s.service_name()]).collect();
     services.sort_unstable();
     services.dedup();
     let page = PageRef {
         offset: out.len() as u64,
         len: z.len() as u32,
+        raw_len: raw.len() as u32,
         crc: crc32c::crc32c(&z),
-        span_count: spans.len() as u32,
-        min_start: spans
-            .iter()
-            .map(|s| s.start_time_unix_nano)
-            .min()
-            .unwrap_or(0),
-        max_start: spans
-            .iter()
-            .map(|s| s.start_time_unix_nano)
-            .max()
-            .unwrap_or(0),
-        max_duration: spans.iter().map(|s| s.duration_nanos()).max().unwrap_or(0),
+        span_count: all().count() as u32,
+        min_start: all().map(|s| s.start_time_unix_nano).min().unwrap_or(0),
+        max_start: all().map(|s| s.start_time_unix_nano).max().unwrap_or(0),
+        max_duration: all().map(|s| s.duration_nanos()).max().unwrap_or(0),
         services,
     };
     out.extend_from_slice(&z);
@@ -310,13 +375,85 @@ pub fn parse_index(bytes: &[u8], crc: u32) -> Result<BlockIndex, StorageError> {
         .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "block index", e))
 }
 
-pub fn decode_page(bytes: &Bytes, page: &PageRef) -> Result<Vec<Span>, StorageError> {
+/// Verifies and inflates a page as read from the block.
+pub fn inflate_page(bytes: &Bytes, page: &PageRef) -> Result<Vec<u8>, StorageError> {
     if crc32c::crc32c(bytes) != page.crc {
         return Err(corrupt("block page checksum mismatch"));
     }
-    let raw = zstd::stream::decode_all(bytes.as_ref())
+    let raw = zstd::bulk::decompress(bytes, page.raw_len as usize)
         .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "block page", e))?;
-    codec::decode_spans(&raw)
+    if raw.len() != page.raw_len as usize {
+        return Err(corrupt("block page inflated to an unexpected length"));
+    }
+    Ok(raw)
+}
+
+fn page_header(raw: &[u8]) -> Result<(PageHeader, &[u8]), StorageError> {
+    if raw.first() != Some(&PAGE_VERSION) || raw.len() < 5 {
+        return Err(corrupt(format!(
+            "page version {:?} is not supported (this build reads {PAGE_VERSION})",
+            raw.first()
+        )));
+    }
+    let hlen = u32::from_le_bytes(raw[1..5].try_into().unwrap()) as usize;
+    let header_bytes = raw
+        .get(5..5 + hlen)
+        .ok_or_else(|| corrupt("page header cut short"))?;
+    let header: PageHeader = postcard::from_bytes(header_bytes)
+        .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "page header", e))?;
+    Ok((header, &raw[5 + hlen..]))
+}
+
+fn tables(
+    h: PageHeader,
+) -> (
+    Vec<Arc<waymark_model::Resource>>,
+    Vec<Arc<waymark_model::Scope>>,
+    Vec<(TraceId, u32, u32)>,
+) {
+    (
+        h.resources.into_iter().map(Arc::new).collect(),
+        h.scopes.into_iter().map(Arc::new).collect(),
+        h.traces,
+    )
+}
+
+fn decode_blob(
+    blobs: &[u8],
+    off: u32,
+    len: u32,
+    resources: &[Arc<waymark_model::Resource>],
+    scopes: &[Arc<waymark_model::Scope>],
+    out: &mut Vec<Span>,
+) -> Result<(), StorageError> {
+    let blob = blobs
+        .get(off as usize..off as usize + len as usize)
+        .ok_or_else(|| corrupt("page blob out of range"))?;
+    let rows: Vec<codec::Row> = postcard::from_bytes(blob)
+        .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "page rows", e))?;
+    codec::attach(rows, resources, scopes, out)
+}
+
+/// Every span of an inflated page.
+pub fn decode_page(raw: &[u8]) -> Result<Vec<Span>, StorageError> {
+    let (h, blobs) = page_header(raw)?;
+    let (resources, scopes, dir) = tables(h);
+    let mut out = Vec::new();
+    for (_, off, len) in dir {
+        decode_blob(blobs, off, len, &resources, &scopes, &mut out)?;
+    }
+    Ok(out)
+}
+
+/// The spans of one trace in an inflated page (empty when absent).
+pub fn decode_page_trace(raw: &[u8], id: &TraceId) -> Result<Vec<Span>, StorageError> {
+    let (h, blobs) = page_header(raw)?;
+    let (resources, scopes, dir) = tables(h);
+    let mut out = Vec::new();
+    for (_, off, len) in dir.iter().filter(|(t, _, _)| t == id) {
+        decode_blob(blobs, *off, *len, &resources, &scopes, &mut out)?;
+    }
+    Ok(out)
 }
 
 /// Scans decoded page spans for matches.

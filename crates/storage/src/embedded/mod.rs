@@ -83,7 +83,7 @@ pub struct EmbeddedConfig {
     /// Uncompressed size a block page aims for.
     pub page_target_bytes: usize,
     pub zstd_level: i32,
-    /// Decoded pages kept in memory for repeated reads.
+    /// Inflated pages kept in memory for repeated reads.
     pub page_cache_pages: usize,
 }
 
@@ -294,7 +294,8 @@ impl EmbeddedStorage {
         }
     }
 
-    async fn read_page(&self, block: &Arc<Block>, page_no: u32) -> Result<Arc<Vec<Span>>> {
+    /// The inflated bytes of a page, from the cache or the store.
+    async fn read_page(&self, block: &Arc<Block>, page_no: u32) -> Result<Arc<Vec<u8>>> {
         let key = (block.index.meta.id.clone(), page_no);
         if let Some(p) = self.shared.cache.lock().get(&key) {
             return Ok(p);
@@ -306,9 +307,9 @@ impl EmbeddedStorage {
             .get_range(&block.path, page.offset..page.offset + page.len as u64)
             .await
             .map_err(|e| io(format!("reading {}", block.path), e))?;
-        let spans = Arc::new(block::decode_page(&bytes, page)?);
-        self.shared.cache.lock().put(key, spans.clone());
-        Ok(spans)
+        let raw = Arc::new(block::inflate_page(&bytes, page)?);
+        self.shared.cache.lock().put(key, raw.clone());
+        Ok(raw)
     }
 }
 
@@ -664,13 +665,8 @@ impl Storage for EmbeddedStorage {
         };
         for b in &blocks {
             if let Some(page) = b.index.page_of(&trace_id) {
-                let page_spans = self.read_page(b, page).await?;
-                spans.extend(
-                    page_spans
-                        .iter()
-                        .filter(|s| s.trace_id == trace_id)
-                        .cloned(),
-                );
+                let raw = self.read_page(b, page).await?;
+                spans.extend(block::decode_page_trace(&raw, &trace_id)?);
             }
         }
         if spans.is_empty() {
@@ -685,7 +681,7 @@ impl Storage for EmbeddedStorage {
     async fn find_traces(&self, q: &TraceQuery) -> Result<Vec<Trace>> {
         let limit = q.limit.max(1);
         let mut hits: Vec<TraceHit> = Vec::new();
-        let mut blocks = {
+        let blocks = {
             let st = self.shared.state.read();
             st.head.search(q, &mut hits);
             for h in &st.frozen {
@@ -693,17 +689,31 @@ impl Storage for EmbeddedStorage {
             }
             st.blocks.clone()
         };
-        // Newest first; stop once no older block can change the top `limit`.
-        blocks.sort_by(|a, b| b.index.meta.max_time.cmp(&a.index.meta.max_time));
-        for b in &blocks {
-            let ranked = rank_traces(hits.iter().copied(), limit);
-            if ranked.len() >= limit && b.index.meta.max_time < ranked[limit - 1].latest_match_ns {
+        // Every page that may match, newest first; stop once no older page
+        // can change the top `limit`.
+        let mut pages: Vec<(u64, usize, u32)> = Vec::new();
+        for (bi, b) in blocks.iter().enumerate() {
+            pages.extend(b.index.candidates(q).map(|(p, max)| (max, bi, p)));
+        }
+        pages.sort_unstable_by(|a, b| b.cmp(a));
+        let mut ranked_len = 0;
+        let mut kth = 0;
+        for (max_start, bi, page) in pages {
+            if hits.len() != ranked_len {
+                let ranked = rank_traces(hits.iter().copied(), limit);
+                ranked_len = hits.len();
+                kth = if ranked.len() >= limit {
+                    ranked[limit - 1].latest_match_ns
+                } else {
+                    0
+                };
+            }
+            if kth > 0 && max_start < kth {
                 break;
             }
-            for page in b.index.candidate_pages(q) {
-                let spans = self.read_page(b, page).await?;
-                block::search_spans(&spans, q, &mut hits);
-            }
+            let raw = self.read_page(&blocks[bi], page).await?;
+            let spans = block::decode_page(&raw)?;
+            block::search_spans(&spans, q, &mut hits);
         }
         let mut out = Vec::new();
         for hit in rank_traces(hits, limit) {
@@ -851,7 +861,7 @@ impl Storage for EmbeddedStorage {
 struct PageCache {
     cap: usize,
     tick: u64,
-    map: HashMap<(String, u32), (Arc<Vec<Span>>, u64)>,
+    map: HashMap<(String, u32), (Arc<Vec<u8>>, u64)>,
 }
 
 impl PageCache {
@@ -863,7 +873,7 @@ impl PageCache {
         }
     }
 
-    fn get(&mut self, key: &(String, u32)) -> Option<Arc<Vec<Span>>> {
+    fn get(&mut self, key: &(String, u32)) -> Option<Arc<Vec<u8>>> {
         self.tick += 1;
         let tick = self.tick;
         self.map.get_mut(key).map(|(v, t)| {
@@ -872,19 +882,18 @@ impl PageCache {
         })
     }
 
-    fn put(&mut self, key: (String, u32), v: Arc<Vec<Span>>) {
+    fn put(&mut self, key: (String, u32), v: Arc<Vec<u8>>) {
         if self.cap == 0 {
             return;
         }
-        if self.map.len() >= self.cap {
-            if let Some(oldest) = self
+        if self.map.len() >= self.cap
+            && let Some(oldest) = self
                 .map
                 .iter()
                 .min_by_key(|(_, (_, t))| *t)
                 .map(|(k, _)| k.clone())
-            {
-                self.map.remove(&oldest);
-            }
+        {
+            self.map.remove(&oldest);
         }
         self.tick += 1;
         self.map.insert(key, (v, self.tick));

@@ -35,10 +35,10 @@ pub fn list_segments(dir: &Path) -> Result<Vec<u64>, StorageError> {
         let entry = entry.map_err(|e| io_err("listing wal", e))?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if let Some(stem) = name.strip_suffix(".wal") {
-            if let Ok(seq) = u64::from_str_radix(stem, 16) {
-                out.push(seq);
-            }
+        if let Some(stem) = name.strip_suffix(".wal")
+            && let Ok(seq) = u64::from_str_radix(stem, 16)
+        {
+            out.push(seq);
         }
     }
     out.sort_unstable();
