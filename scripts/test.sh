@@ -14,15 +14,17 @@ step() { printf '\n== %s\n' "$*"; }
 step "formatting"
 cargo fmt --all -- --check
 
-step "checked-in protobuf code matches its .proto files"
-cargo run --quiet --locked -p waymark-protogen -- --check
+# One build of every target with one feature resolution (--workspace
+# everywhere), reused by every step below.
+step "building the workspace (dev profile: binaries and tests)"
+cargo build --locked --workspace --all-targets
 
-step "building the waymark binary"
-cargo build --locked -p waymark
+step "checked-in protobuf code matches its .proto files"
+"$TARGET_DIR/debug/waymark-protogen" --check
 
 step "cargo tests"
 cargo test --locked --workspace
 
 step "end-to-end and system tests (real OpenTelemetry clients, crash and bad-input tests)"
-export WAYMARK_BIN="${WAYMARK_BIN:-$TARGET_DIR/debug/waymark}"
+export WAYMARK_BIN="${WAYMARK_BIN:-$(cd "$TARGET_DIR/debug" && pwd)/waymark}"
 "$PYTHON" -m pytest tests/e2e tests/system -q -p no:cacheprovider

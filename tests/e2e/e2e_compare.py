@@ -212,6 +212,7 @@ def compare_jaeger_trace(mm: Mismatches, trace: dict, trace_id: str, sent: list[
     if not isinstance(trace, dict):
         mm.add(where, f"expected a trace object, got {trace!r}")
         return
+    sent_flags = {s["span_id"]: s.get("flags", 0) for s in sent}
     mm.expect_eq(f"{where}.traceID", trace.get("traceID"), trace_id)
     if "warnings" not in trace:
         mm.add(f"{where}.warnings", "key missing")
@@ -289,10 +290,15 @@ def compare_jaeger_trace(mm: Mismatches, trace: dict, trace_id: str, sent: list[
             mm.add(f"{sw}.warnings", "key missing")
         elif got["warnings"] not in (None, []):
             mm.add(f"{sw}.warnings", f"expected null or [], got {got['warnings']!r}")
-        if "flags" not in got:
-            mm.add(f"{sw}.flags", "key missing")
-        elif isinstance(got["flags"], bool) or not isinstance(got["flags"], int):
-            mm.add(f"{sw}.flags", f"expected an integer, got {got['flags']!r}")
+        # Jaeger's flags are the W3C trace flags: the low 8 bits of OTLP's
+        # span flags (which also carry "parent is remote" bits above them),
+        # left out when zero.
+        want_flags = sent_flags.get(got.get("spanID"), 0) & 0xFF
+        if want_flags == 0:
+            if got.get("flags", 0) != 0:
+                mm.add(f"{sw}.flags", f"expected absent or 0, got {got['flags']!r}")
+        elif got.get("flags") != want_flags:
+            mm.add(f"{sw}.flags", f"expected {want_flags}, got {got.get('flags')!r}")
 
     referenced = {s.get("processID") for s in spans if isinstance(s, dict)}
     for pid in set(processes) - referenced:

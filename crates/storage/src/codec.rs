@@ -7,7 +7,7 @@
 //! `version: u8 = 1`, then `resources: [Resource]`, `scopes: [Scope]`,
 //! `spans: [(resource_index: varint, scope_index: varint, Span)]`.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -50,16 +50,16 @@ struct Batch {
 /// request share an `Arc`) and then by encoded content (spans of different
 /// requests from the same service instance).
 pub(crate) struct Interner<'a, T> {
-    by_ptr: HashMap<*const T, u32>,
-    by_bytes: HashMap<Vec<u8>, u32>,
+    by_ptr: FxHashMap<*const T, u32>,
+    by_bytes: FxHashMap<Vec<u8>, u32>,
     pub items: Vec<&'a T>,
 }
 
 impl<'a, T: Serialize> Interner<'a, T> {
     pub fn new() -> Self {
         Interner {
-            by_ptr: HashMap::new(),
-            by_bytes: HashMap::new(),
+            by_ptr: FxHashMap::default(),
+            by_bytes: FxHashMap::default(),
             items: Vec::new(),
         }
     }

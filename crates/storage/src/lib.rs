@@ -281,7 +281,8 @@ pub fn dependencies_from_spans<'a>(
     spans: impl IntoIterator<Item = &'a Span> + Clone,
     out: &mut HashMap<(String, String), (u64, u64)>,
 ) {
-    let mut by_id: HashMap<(TraceId, waymark_model::SpanId), &Span> = HashMap::new();
+    let mut by_id: rustc_hash::FxHashMap<(TraceId, waymark_model::SpanId), &Span> =
+        Default::default();
     for s in spans.clone() {
         by_id.insert((s.trace_id, s.span_id), s);
     }

@@ -119,6 +119,7 @@ function normalizeRequest(body) {
           span_id: s.spanId,
           parent_span_id: s.parentSpanId ?? '',
           trace_state: s.traceState ?? '',
+          flags: Number(s.flags ?? 0),
           name: s.name,
           kind: s.kind ?? 0,
           start_ns: toBigInt(s.startTimeUnixNano),

@@ -15,6 +15,7 @@ Printed document (shared with the JS client, see clients/js_http.mjs)::
       "services": ["e2e-py-grpc", "e2e-py-grpc-payments"],
       "spans": [ {
           "trace_id", "span_id", "parent_span_id" ("" for a root), "trace_state",
+          "flags" (OTLP span flags),
           "name", "kind" (OTLP enum int), "start_ns", "end_ns",
           "attributes": [attr], "events": [{"time_ns", "name", "attributes"}],
           "links": [{"trace_id", "span_id", "trace_state", "attributes"}],
@@ -137,6 +138,7 @@ def normalize_request(request) -> list:
                     "span_id": s.span_id.hex(),
                     "parent_span_id": s.parent_span_id.hex(),
                     "trace_state": s.trace_state,
+                    "flags": int(s.flags),
                     "name": s.name,
                     "kind": int(s.kind),
                     "start_ns": int(s.start_time_unix_nano),

@@ -148,7 +148,7 @@ pub fn build_block(
     zstd_level: i32,
 ) -> Result<(Vec<u8>, BlockIndex), StorageError> {
     // Group spans by trace, then lay traces out by their first start time.
-    let mut by_trace: HashMap<TraceId, Vec<u32>> = HashMap::new();
+    let mut by_trace: rustc_hash::FxHashMap<TraceId, Vec<u32>> = Default::default();
     for (i, s) in spans.iter().enumerate() {
         by_trace.entry(s.trace_id).or_default().push(i as u32);
     }
@@ -178,7 +178,10 @@ pub fn build_block(
         .collect();
     let ops: BTreeSet<(u32, String, SpanKind)> = spans
         .iter()
-        .map(|s| (svc_idx[s.service_name()], s.name.clone(), s.kind))
+        .map(|s| (svc_idx[s.service_name()], s.name.as_str(), s.kind))
+        .collect::<rustc_hash::FxHashSet<_>>()
+        .into_iter()
+        .map(|(i, n, k)| (i, n.to_string(), k))
         .collect();
     let mut deps = HashMap::new();
     crate::dependencies_from_spans(spans.iter(), &mut deps);

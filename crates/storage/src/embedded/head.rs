@@ -2,7 +2,9 @@
 //! the indexes reads need. A head is appended to by the WAL writer only; once
 //! cut it is frozen (immutable) until its block is registered.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 use std::time::Instant;
 
 use waymark_model::{Span, SpanKind, TraceId};
@@ -11,9 +13,10 @@ use crate::{Operation, TraceHit, TraceQuery};
 
 pub struct Head {
     pub spans: Vec<Span>,
-    by_trace: HashMap<TraceId, Vec<u32>>,
-    by_service: HashMap<String, Vec<u32>>,
-    pub operations: HashMap<String, BTreeSet<(String, SpanKind)>>,
+    by_trace: FxHashMap<TraceId, Vec<u32>>,
+    by_service: FxHashMap<String, Vec<u32>>,
+    /// service → operation name → bit set of span kinds seen.
+    pub operations: FxHashMap<String, FxHashMap<String, u8>>,
     pub min_time: u64,
     pub max_time: u64,
     /// Approximate encoded size, to cut blocks of a bounded size.
@@ -28,9 +31,9 @@ impl Head {
     pub fn new(segment: u64) -> Self {
         Head {
             spans: Vec::new(),
-            by_trace: HashMap::new(),
-            by_service: HashMap::new(),
-            operations: HashMap::new(),
+            by_trace: FxHashMap::default(),
+            by_service: FxHashMap::default(),
+            operations: FxHashMap::default(),
             min_time: u64::MAX,
             max_time: 0,
             approx_bytes: 0,
@@ -60,8 +63,12 @@ impl Head {
                 Some(ops) => ops,
                 None => self.operations.entry(service.to_string()).or_default(),
             };
-            if !ops.iter().any(|(n, k)| n == &span.name && *k == span.kind) {
-                ops.insert((span.name.clone(), span.kind));
+            let bit = 1u8 << (span.kind as u8);
+            match ops.get_mut(span.name.as_str()) {
+                Some(kinds) => *kinds |= bit,
+                None => {
+                    ops.insert(span.name.clone(), bit);
+                }
             }
             self.min_time = self.min_time.min(span.start_time_unix_nano);
             self.max_time = self.max_time.max(span.start_time_unix_nano);
@@ -104,11 +111,26 @@ impl Head {
     }
 
     pub fn operations(&self, service: &str, out: &mut BTreeSet<Operation>) {
-        for (name, kind) in self.operations.get(service).into_iter().flatten() {
-            out.insert(Operation {
-                name: name.clone(),
-                kind: *kind,
-            });
+        for (name, kinds) in self.operations.get(service).into_iter().flatten() {
+            for kind in ALL_KINDS {
+                if kinds & (1 << (kind as u8)) != 0 {
+                    out.insert(Operation {
+                        name: name.clone(),
+                        kind,
+                    });
+                }
+            }
         }
     }
 }
+
+const ALL_KINDS: [SpanKind; 6] = [
+    SpanKind::Unspecified,
+    SpanKind::Internal,
+    SpanKind::Server,
+    SpanKind::Client,
+    SpanKind::Producer,
+    SpanKind::Consumer,
+];
+
+impl Head {}
