@@ -171,7 +171,7 @@ pub fn build_block(
         .into_iter()
         .collect();
     services.dedup();
-    let svc_idx: HashMap<&str, u32> = services
+    let svc_idx: rustc_hash::FxHashMap<&str, u32> = services
         .iter()
         .enumerate()
         .map(|(i, s)| (s.as_str(), i as u32))
@@ -319,7 +319,7 @@ pub fn encode_page(traces: &[Vec<&Span>]) -> Vec<u8> {
 fn write_page(
     out: &mut Vec<u8>,
     traces: &[Vec<&Span>],
-    svc_idx: &HashMap<&str, u32>,
+    svc_idx: &rustc_hash::FxHashMap<&str, u32>,
     level: i32,
 ) -> Result<PageRef, StorageError> {
     let raw = encode_page(traces);
