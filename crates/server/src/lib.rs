@@ -82,13 +82,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
 
     // Admin first, so /health answers during WAL replay.
     let admin_listener = bind("the admin endpoints", cfg.listen.admin).await?;
-    let mut registry = Registry::with_prefix_and_labels(
-        "",
-        std::iter::empty::<(
-            std::borrow::Cow<'static, str>,
-            std::borrow::Cow<'static, str>,
-        )>(),
-    );
+    let mut registry = Registry::default();
     let ingest_metrics = Arc::new(IngestMetrics::default());
     ingest_metrics.register(&mut registry);
     let api_metrics = Arc::new(ApiMetrics::default());

@@ -150,3 +150,64 @@ pub fn decode_spans(bytes: &[u8]) -> Result<Vec<Span>, StorageError> {
     attach(batch.spans, &resources, &scopes, &mut out)?;
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture() -> Vec<Span> {
+        let mut spans = Vec::new();
+        for i in 0..20u64 {
+            let mut s = Span {
+                trace_id: waymark_model::TraceId([i as u8 + 1; 16]),
+                span_id: waymark_model::SpanId([i as u8 + 1; 8]),
+                name: format!("op-{i}"),
+                start_time_unix_nano: 1_000 + i,
+                end_time_unix_nano: 2_000 + i,
+                ..Default::default()
+            };
+            s.attributes.push(waymark_model::KeyValue::new(
+                "k",
+                waymark_model::AnyValue::Array(vec![waymark_model::AnyValue::Int(i as i64)]),
+            ));
+            spans.push(s);
+        }
+        spans
+    }
+
+    #[test]
+    fn batch_roundtrip_shares_resources() {
+        let spans = fixture();
+        let bytes = encode_spans(&spans);
+        let back = decode_spans(&bytes).unwrap();
+        assert_eq!(back, spans);
+        assert!(
+            Arc::ptr_eq(&back[0].resource, &back[19].resource),
+            "one table entry"
+        );
+    }
+
+    /// Corrupt batches are errors, never panics or huge allocations.
+    #[test]
+    fn mutated_batches_never_panic() {
+        let good = encode_spans(&fixture());
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..5000 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let mut b = good.clone();
+            let i = (state as usize) % b.len();
+            b[i] ^= (state >> 32) as u8 | 1;
+            b.truncate(b.len() - (state as usize >> 40) % 8);
+            let _ = decode_spans(&b);
+        }
+        assert!(decode_spans(&[]).is_err());
+        assert!(
+            decode_spans(&[2, 0, 0])
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
+    }
+}

@@ -66,6 +66,15 @@ pub struct ServerArgs {
     /// Cut a block once the in-memory head is this old, e.g. 2m [default: 2m].
     #[arg(long, env = "WAYMARK_HEAD_MAX_AGE")]
     pub head_max_age: Option<String>,
+    /// Cut a block once the in-memory head holds this many spans [default: 250000].
+    #[arg(long, env = "WAYMARK_HEAD_MAX_SPANS")]
+    pub head_max_spans: Option<usize>,
+    /// Cut a block once the head holds this many bytes of encoded spans [default: 100663296].
+    #[arg(long, env = "WAYMARK_HEAD_MAX_BYTES")]
+    pub head_max_bytes: Option<usize>,
+    /// zstd level of block pages, 1-19 [default: 3].
+    #[arg(long, env = "WAYMARK_ZSTD_LEVEL", value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: Option<i32>,
     /// Largest request body in bytes, before and after decompression [default: 16777216].
     #[arg(long, env = "WAYMARK_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -81,6 +90,12 @@ pub struct ServerArgs {
     /// Most spans queued for storage before clients are told to retry [default: 200000].
     #[arg(long, env = "WAYMARK_QUEUE_SPANS")]
     pub queue_spans: Option<usize>,
+    /// Most spans merged into one storage write [default: 16384].
+    #[arg(long, env = "WAYMARK_MAX_BATCH_SPANS")]
+    pub max_batch_spans: Option<usize>,
+    /// How long a request waits for queue room before it is refused, e.g. 500ms [default: 500ms].
+    #[arg(long, env = "WAYMARK_QUEUE_MAX_WAIT")]
+    pub queue_max_wait: Option<String>,
     /// Origins allowed to send OTLP/HTTP from browsers, comma-separated; * for any [default: none].
     #[arg(long, env = "WAYMARK_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub cors_allowed_origins: Option<Vec<String>>,
@@ -130,6 +145,21 @@ impl ServerArgs {
         }
         if let Some(v) = &self.head_max_age {
             c.storage.head_max_age = dur("head-max-age", v)?;
+        }
+        if let Some(v) = self.head_max_spans {
+            c.storage.head_max_spans = v;
+        }
+        if let Some(v) = self.head_max_bytes {
+            c.storage.head_max_bytes = v;
+        }
+        if let Some(v) = self.zstd_level {
+            c.storage.zstd_level = v;
+        }
+        if let Some(v) = self.max_batch_spans {
+            c.pipeline.max_batch_spans = v;
+        }
+        if let Some(v) = &self.queue_max_wait {
+            c.pipeline.max_wait = dur("queue-max-wait", v)?;
         }
         if let Some(v) = self.max_request_bytes {
             c.limits.max_request_bytes = v;
@@ -231,6 +261,11 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         fsync,
         retention,
         head_max_age,
+        head_max_spans,
+        head_max_bytes,
+        zstd_level,
+        max_batch_spans,
+        queue_max_wait,
         max_request_bytes,
         max_spans_per_request,
         max_attributes_per_span,

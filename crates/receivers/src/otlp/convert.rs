@@ -450,6 +450,35 @@ mod tests {
         assert!(d.error_message().contains("max_string_bytes"));
     }
 
+    /// Mutated and truncated requests must decode or fail, never panic.
+    #[test]
+    fn mutated_bytes_never_panic() {
+        let good = to_request(&waymark_testkit::fixture_trace(1)).encode_to_vec();
+        let json = super::super::spans_to_otlp_json(&waymark_testkit::fixture_trace(1))
+            .to_string()
+            .into_bytes();
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let limits = Limits::default();
+        for _ in 0..3000 {
+            for base in [&good, &json] {
+                let mut b = base.clone();
+                for _ in 0..(next() % 4 + 1) {
+                    let i = (next() as usize) % b.len();
+                    b[i] = next() as u8;
+                }
+                b.truncate((next() as usize) % (b.len() + 1));
+                let _ = decode_protobuf(&b, &limits);
+                let _ = super::super::decode_json(&b, &limits);
+            }
+        }
+    }
+
     #[test]
     fn garbage_is_a_decode_error() {
         let e = decode_protobuf(&[0xff, 0xff, 0xff], &Limits::default()).unwrap_err();

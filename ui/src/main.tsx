@@ -1,0 +1,93 @@
+import { render } from 'preact';
+import { useState } from 'preact/hooks';
+import { Notice } from './components/common';
+import { DependenciesPage } from './pages/deps';
+import { SearchPage } from './pages/search';
+import { TracePage } from './pages/trace';
+import { Link, navigate, useLocation } from './router';
+import './styles.css';
+
+function TraceLookup() {
+  const [id, setId] = useState('');
+  return (
+    <form
+      class="trace-lookup"
+      role="search"
+      onSubmit={(e) => {
+        e.preventDefault();
+        const clean = id.trim().toLowerCase();
+        if (clean) navigate(`/trace/${encodeURIComponent(clean)}`);
+        setId('');
+      }}
+    >
+      <label class="sr-only" for="trace-lookup">
+        Trace ID
+      </label>
+      <input
+        id="trace-lookup"
+        type="search"
+        placeholder="Look up trace ID…"
+        value={id}
+        onInput={(e) => setId(e.currentTarget.value)}
+        spellcheck={false}
+        autocomplete="off"
+      />
+    </form>
+  );
+}
+
+function App() {
+  const loc = useLocation();
+  const path = loc.path.replace(/\/+$/, '') || '/';
+  let page;
+  let section = '';
+  if (path === '/' || path === '/search') {
+    section = 'search';
+    page = <SearchPage query={loc.query} />;
+  } else if (path.startsWith('/trace/')) {
+    section = 'trace';
+    const id = decodeURIComponent(path.slice('/trace/'.length));
+    page = <TracePage key={id} id={id} spanParam={loc.query.get('span')} />;
+  } else if (path === '/dependencies') {
+    section = 'dependencies';
+    page = <DependenciesPage query={loc.query} />;
+  } else {
+    page = (
+      <main class="page">
+        <Notice kind="empty" title="Page not found">
+          <p>
+            There is no page at <code>{loc.path}</code>. Go to <Link href="/search">Search</Link> or{' '}
+            <Link href="/dependencies">Dependencies</Link>.
+          </p>
+        </Notice>
+      </main>
+    );
+  }
+  return (
+    <>
+      <a class="skip-link" href="#main">
+        Skip to content
+      </a>
+      <header class="topbar">
+        <Link href="/search" class="brand" aria-label="Waymark home">
+          <img src="/assets/favicon.svg" alt="" width={20} height={20} />
+          Waymark
+        </Link>
+        <nav aria-label="Main">
+          <Link href="/search" aria-current={section === 'search' ? 'page' : undefined}>
+            Search
+          </Link>
+          <Link href="/dependencies" aria-current={section === 'dependencies' ? 'page' : undefined}>
+            Dependencies
+          </Link>
+        </nav>
+        <TraceLookup />
+      </header>
+      <div id="main" class="main">
+        {page}
+      </div>
+    </>
+  );
+}
+
+render(<App />, document.getElementById('app')!);
