@@ -51,6 +51,7 @@ class Waymark:
     otlp_http_port: int
     query_port: int
     admin_port: int
+    zipkin_port: int
     data_dir: Path
     log_path: Path
     process: subprocess.Popen
@@ -104,7 +105,7 @@ def waymark(tmp_path_factory):
     data_dir = base / "data"
     data_dir.mkdir()
     log_path = base / "waymark.stderr.log"
-    p_grpc, p_http, p_query, p_admin = _free_ports(4)
+    p_grpc, p_http, p_query, p_admin, p_zipkin = _free_ports(5)
     argv = [
         str(binary), "all-in-one",
         "--data-dir", str(data_dir),
@@ -112,11 +113,12 @@ def waymark(tmp_path_factory):
         "--otlp-http-listen", f"127.0.0.1:{p_http}",
         "--query-listen", f"127.0.0.1:{p_query}",
         "--admin-listen", f"127.0.0.1:{p_admin}",
+        "--zipkin-listen", f"127.0.0.1:{p_zipkin}",
     ]
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=base)
-    server = Waymark(p_grpc, p_http, p_query, p_admin, data_dir, log_path, proc)
+    server = Waymark(p_grpc, p_http, p_query, p_admin, p_zipkin, data_dir, log_path, proc)
     _SERVER = server
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -92,6 +92,10 @@ class WaymarkServer:
         return f"http://127.0.0.1:{self.http_port}"
 
     @property
+    def zipkin_url(self) -> str:
+        return f"http://127.0.0.1:{self.zipkin_port}"
+
+    @property
     def query_url(self) -> str:
         return f"http://127.0.0.1:{self.query_port}"
 
@@ -122,7 +126,8 @@ class WaymarkServer:
             raise ServerError(
                 f"waymark binary not found at {binary}; build it with "
                 f"`cargo build -p waymark` or set WAYMARK_BIN")
-        self.grpc_port, self.http_port, self.query_port, self.admin_port = free_ports(4)
+        (self.grpc_port, self.http_port, self.query_port, self.admin_port,
+         self.zipkin_port) = free_ports(5)
         if self.stderr_path is not None:
             self.past_logs.append((self.stderr_path, self.exited_at))
         self.generation = next(_counter)
@@ -137,6 +142,7 @@ class WaymarkServer:
             "--otlp-http-listen", f"127.0.0.1:{self.http_port}",
             "--query-listen", f"127.0.0.1:{self.query_port}",
             "--admin-listen", f"127.0.0.1:{self.admin_port}",
+            "--zipkin-listen", f"127.0.0.1:{self.zipkin_port}",
             *self.extra_args,
         ]
         self.args = args

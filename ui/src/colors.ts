@@ -1,9 +1,9 @@
 // A stable colour per service, the same on every page.
 
+// Distinct hues; none red, which marks errors.
 const PALETTE = [
   '#3b82f6', '#f59e0b', '#10b981', '#a855f7', '#ec4899', '#06b6d4',
-  '#84cc16', '#f97316', '#6366f1', '#14b8a6', '#eab308', '#8b5cf6',
-  '#0ea5e9', '#d946ef', '#22c55e', '#fb7185',
+  '#84cc16', '#f97316', '#6366f1', '#0d9488', '#a16207', '#64748b',
 ];
 
 export function serviceColor(name: string): string {

@@ -48,9 +48,10 @@ export function formatDateTime(us: number): string {
   );
 }
 
-export function formatClock(ms: number, withSeconds = true): string {
+export function formatClock(ms: number, withSeconds = true, withMillis = false): string {
   const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}${withSeconds ? `:${pad(d.getSeconds())}` : ''}`;
+  const s = withSeconds ? `:${pad(d.getSeconds())}${withMillis ? `.${pad(d.getMilliseconds(), 3)}` : ''}` : '';
+  return `${pad(d.getHours())}:${pad(d.getMinutes())}${s}`;
 }
 
 /** "3 minutes ago", from µs since the epoch. */

@@ -1,6 +1,6 @@
 // A tiny history-API router: the URL is the state of every page.
 
-import type { ComponentChildren, JSX } from 'preact';
+import type { AnchorHTMLAttributes, ComponentChildren } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 
 const listeners = new Set<() => void>();
@@ -30,7 +30,7 @@ export function useLocation(): Location {
   return { path: location.pathname, query: new URLSearchParams(location.search) };
 }
 
-type LinkProps = JSX.HTMLAttributes<HTMLAnchorElement> & { href: string; children?: ComponentChildren };
+type LinkProps = AnchorHTMLAttributes<HTMLAnchorElement> & { href: string; children?: ComponentChildren };
 
 export function Link({ href, onClick, ...rest }: LinkProps) {
   return (

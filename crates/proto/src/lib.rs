@@ -45,6 +45,11 @@ pub mod google {
     }
 }
 
+/// Zipkin's v2 span model (`zipkin.proto3`).
+pub mod zipkin {
+    include!("gen/zipkin.proto3.rs");
+}
+
 /// Short paths to the OTLP trace types.
 pub mod otlp {
     pub use crate::opentelemetry::proto::collector::trace::v1 as collector;

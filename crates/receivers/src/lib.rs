@@ -7,8 +7,10 @@
 //! Every receiver implements [`Receiver`]; the server registers them in one
 //! place. Nothing in this crate touches storage directly.
 
+pub mod body;
 pub mod limits;
 pub mod otlp;
+pub mod zipkin;
 
 use std::sync::Arc;
 

@@ -44,6 +44,8 @@ impl Default for Config {
 pub struct ListenConfig {
     pub otlp_grpc: SocketAddr,
     pub otlp_http: SocketAddr,
+    /// Zipkin's collector API (`/api/v1/spans`, `/api/v2/spans`).
+    pub zipkin: SocketAddr,
     pub query: SocketAddr,
     pub admin: SocketAddr,
 }
@@ -53,6 +55,7 @@ impl Default for ListenConfig {
         ListenConfig {
             otlp_grpc: "0.0.0.0:4317".parse().unwrap(),
             otlp_http: "0.0.0.0:4318".parse().unwrap(),
+            zipkin: "0.0.0.0:9411".parse().unwrap(),
             query: "0.0.0.0:16686".parse().unwrap(),
             admin: "0.0.0.0:14269".parse().unwrap(),
         }

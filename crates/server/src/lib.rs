@@ -25,6 +25,7 @@ use waymark_pipeline::{IngestMetrics, Pipeline, PipelineConfig};
 use waymark_query::{QueryOptions, QueryService};
 use waymark_receivers::otlp::grpc::OtlpGrpcReceiver;
 use waymark_receivers::otlp::http::OtlpHttpReceiver;
+use waymark_receivers::zipkin::http::ZipkinReceiver;
 use waymark_receivers::{Receiver, ReceiverContext};
 use waymark_storage::{EmbeddedConfig, EmbeddedStorage, Storage};
 
@@ -56,6 +57,7 @@ pub struct Bound {
     pub admin: SocketAddr,
     pub otlp_grpc: Option<SocketAddr>,
     pub otlp_http: Option<SocketAddr>,
+    pub zipkin: Option<SocketAddr>,
     pub query: Option<SocketAddr>,
 }
 
@@ -119,6 +121,11 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let zipkin_listener = if mode.ingests() {
+        Some(bind("Zipkin", cfg.listen.zipkin).await?)
+    } else {
+        None
+    };
     let query_listener = if mode.queries() {
         Some(bind("the query API", cfg.listen.query).await?)
     } else {
@@ -154,6 +161,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         admin: bound_admin,
         otlp_grpc: None,
         otlp_http: None,
+        zipkin: None,
         query: None,
     };
 
@@ -174,8 +182,10 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         };
         let grpc = grpc_listener.unwrap();
         let http = http_listener.unwrap();
+        let zipkin = zipkin_listener.unwrap();
         bound.otlp_grpc = Some(grpc.local_addr()?);
         bound.otlp_http = Some(http.local_addr()?);
+        bound.zipkin = Some(zipkin.local_addr()?);
         // The one place receivers are registered.
         let receivers: Vec<Box<dyn Receiver>> = vec![
             Box::new(OtlpGrpcReceiver {
@@ -184,8 +194,12 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             }),
             Box::new(OtlpHttpReceiver {
                 listener: http,
-                ctx,
+                ctx: ctx.clone(),
                 cors_allowed_origins: cfg.otlp.cors_allowed_origins.clone(),
+            }),
+            Box::new(ZipkinReceiver {
+                listener: zipkin,
+                ctx,
             }),
         ];
         for r in receivers {

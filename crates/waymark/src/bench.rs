@@ -139,6 +139,7 @@ fn start_server(data: &Path, fsync: &str) -> anyhow::Result<Server> {
         .args(["--otlp-http-listen", &http.to_string()])
         .args(["--query-listen", &query.to_string()])
         .args(["--admin-listen", &admin.to_string()])
+        .args(["--zipkin-listen", "127.0.0.1:0"])
         .args([
             "--fsync",
             fsync,

@@ -51,6 +51,9 @@ pub struct ServerArgs {
     /// OTLP HTTP listen address [default: 0.0.0.0:4318].
     #[arg(long, env = "WAYMARK_OTLP_HTTP_LISTEN")]
     pub otlp_http_listen: Option<SocketAddr>,
+    /// Zipkin collector API listen address (/api/v1/spans, /api/v2/spans) [default: 0.0.0.0:9411].
+    #[arg(long, env = "WAYMARK_ZIPKIN_LISTEN")]
+    pub zipkin_listen: Option<SocketAddr>,
     /// Query API (and UI) listen address [default: 0.0.0.0:16686].
     #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
     pub query_listen: Option<SocketAddr>,
@@ -130,6 +133,9 @@ impl ServerArgs {
         }
         if let Some(v) = self.otlp_http_listen {
             c.listen.otlp_http = v;
+        }
+        if let Some(v) = self.zipkin_listen {
+            c.listen.zipkin = v;
         }
         if let Some(v) = self.query_listen {
             c.listen.query = v;
@@ -222,6 +228,7 @@ async fn serve(args: ServerArgs, mode: Mode) -> anyhow::Result<()> {
         mode = ?mode,
         otlp_grpc = ?b.otlp_grpc,
         otlp_http = ?b.otlp_http,
+        zipkin = ?b.zipkin,
         query = ?b.query,
         admin = %b.admin,
         "waymark is serving"
@@ -256,6 +263,7 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         data_dir,
         otlp_grpc_listen,
         otlp_http_listen,
+        zipkin_listen,
         query_listen,
         admin_listen,
         fsync,

@@ -8,7 +8,11 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 
 /// Entry files; their imports are pulled in by the compiler.
-const ROOTS: &[&str] = &["otlp/trace_service.proto", "google/rpc/status.proto"];
+const ROOTS: &[&str] = &[
+    "otlp/trace_service.proto",
+    "google/rpc/status.proto",
+    "zipkin/zipkin.proto",
+];
 
 fn main() -> anyhow::Result<()> {
     let check = std::env::args().skip(1).any(|a| a == "--check");

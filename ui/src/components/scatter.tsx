@@ -14,7 +14,7 @@ function niceTicks(max: number, count: number): number[] {
   const mag = 10 ** Math.floor(Math.log10(raw));
   const step = [1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? raw;
   const ticks = [];
-  for (let v = 0; v <= max + 1e-9; v += step) ticks.push(v);
+  for (let v = 0; v < max + step - 1e-9; v += step) ticks.push(v);
   return ticks;
 }
 
@@ -73,7 +73,7 @@ export function ScatterPlot({ traces, onOpen }: { traces: TraceSummary[]; onOpen
             y={H - 8}
             text-anchor={i === 0 ? 'start' : i === 4 ? 'end' : 'middle'}
           >
-            {formatClock(t / 1000, spanMs < 4 * 3600e3)}
+            {spanMs < 10e3 ? formatClock(t / 1000, true, true) : formatClock(t / 1000, spanMs < 4 * 3600e3)}
           </text>
         ))}
         {traces.map((t) => (

@@ -115,7 +115,7 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
         key={s.index}
         id={`span-${s.id}`}
         class={`tl-row${s === selected ? ' selected' : ''}${s.error ? ' error' : ''}`}
-        style={{ top: i * ROW_HEIGHT }}
+        style={{ top: `${i * ROW_HEIGHT}px` }}
         role="treeitem"
         aria-level={s.depth + 1}
         aria-expanded={s.children.length ? !isCollapsed : undefined}
@@ -125,7 +125,7 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
         data-span-id={s.id}
         onClick={() => onSelect(s === selected ? null : s)}
       >
-        <div class="tl-name" style={{ paddingLeft: 6 + Math.min(s.depth, MAX_INDENT_LEVELS) * INDENT }}>
+        <div class="tl-name" style={{ paddingLeft: `${6 + Math.min(s.depth, MAX_INDENT_LEVELS) * INDENT}px` }}>
           {s.children.length ? (
             <span
               class="tl-toggle"
@@ -176,7 +176,7 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
     <div class="timeline">
       <div class="tl-header">
         <div class="tl-name tl-head-name">
-          <span>Service &amp; operation</span>
+          <span class="tl-head-label">Spans</span>
           <button type="button" class="btn btn-small" onClick={onExpandAll} disabled={collapsed.size === 0}>
             Expand all
           </button>
@@ -207,7 +207,7 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
         onKeyDown={onKeyDown}
         data-testid="timeline"
       >
-        <div class="tl-canvas" style={{ height: rows.length * ROW_HEIGHT }}>
+        <div class="tl-canvas" style={{ height: `${rows.length * ROW_HEIGHT}px` }}>
           {items}
         </div>
       </div>

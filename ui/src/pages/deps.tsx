@@ -82,13 +82,19 @@ function edgePath(e: PlacedEdge): string {
   return d;
 }
 
+/** A point on the last segment, near the target, where fanned-out edges are apart. */
 function labelPoint(e: PlacedEdge): { x: number; y: number } {
   const pts = e.points;
   if (e.self) return { x: pts[0].x, y: pts[0].y - 30 };
-  const i = Math.max(0, Math.floor((pts.length - 1) / 2));
-  const a = pts[i];
-  const b = pts[Math.min(pts.length - 1, i + 1)];
-  return { x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 };
+  const a = pts[pts.length - 2];
+  const b = pts[pts.length - 1];
+  // cubic Bézier a → b with horizontal tangents, at t = 0.72
+  const t = 0.72;
+  const mx = (a.x + b.x) / 2;
+  const u = 1 - t;
+  const x = u * u * u * a.x + 3 * u * u * t * mx + 3 * u * t * t * mx + t * t * t * b.x;
+  const y = u * u * u * a.y + 3 * u * u * t * a.y + 3 * u * t * t * b.y + t * t * t * b.y;
+  return { x, y };
 }
 
 function DependencyGraph({ links, lookback }: { links: DependencyLink[]; lookback: string }) {
@@ -120,34 +126,36 @@ function DependencyGraph({ links, lookback }: { links: DependencyLink[]; lookbac
           aria-label={`Dependency graph: ${plural(layout.nodes.length, 'service')}, ${plural(links.length, 'call path')}`}
         >
           <defs>
-            <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+            <marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto">
               <path d="M 0 0 L 10 5 L 0 10 z" class="arrow-head" />
             </marker>
-            <marker id="arrow-error" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto">
+            <marker id="arrow-error" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="10" markerHeight="10" orient="auto">
               <path d="M 0 0 L 10 5 L 0 10 z" class="arrow-head-error" />
             </marker>
           </defs>
           {layout.edges.map((e) => {
             const link = byPair.get(`${e.from}\u0000${e.to}`)!;
             const hasErrors = (link.errorCount ?? 0) > 0;
+            // the line turns red only when errors are a notable share of the calls
+            const errorRate = (link.errorCount ?? 0) / Math.max(1, link.callCount);
             const lp = labelPoint(e);
-            const label = `${link.callCount.toLocaleString('en-US')}${hasErrors ? ` · ${link.errorCount} err` : ''}`;
             return (
               <g
                 key={`${e.from}->${e.to}`}
-                class={`edge${hasErrors ? ' edge-error' : ''}`}
+                class={`edge${hasErrors ? ' has-errors' : ''}${errorRate >= 0.05 ? ' edge-error' : ''}`}
                 data-parent={e.from}
                 data-child={e.to}
               >
                 <path
                   d={edgePath(e)}
                   stroke-width={1.25 + 2.5 * Math.sqrt(link.callCount / maxCalls)}
-                  marker-end={hasErrors ? 'url(#arrow-error)' : 'url(#arrow)'}
+                  marker-end={errorRate >= 0.05 ? 'url(#arrow-error)' : 'url(#arrow)'}
                 >
                   <title>{`${e.from} → ${e.to}: ${plural(link.callCount, 'call')}, ${plural(link.errorCount ?? 0, 'error')}`}</title>
                 </path>
-                <text x={lp.x} y={lp.y - 5} text-anchor="middle" class="edge-label">
-                  {label}
+                <text x={lp.x} y={lp.y - 6} text-anchor="middle" class="edge-label">
+                  {link.callCount.toLocaleString('en-US')}
+                  {hasErrors && <tspan class="edge-label-error">{` · ${link.errorCount} err`}</tspan>}
                 </text>
               </g>
             );

@@ -194,7 +194,7 @@ fn span(
     Ok(span)
 }
 
-fn check_limits(s: &Span, limits: &Limits) -> Result<(), String> {
+pub(crate) fn check_limits(s: &Span, limits: &Limits) -> Result<(), String> {
     let max_attrs = limits.max_attributes_per_span;
     let lists = std::iter::once(&s.attributes)
         .chain(s.events.iter().map(|e| &e.attributes))

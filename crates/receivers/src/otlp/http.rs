@@ -4,11 +4,9 @@
 //! Size limits apply to the body as sent and again while it is inflated, so
 //! a small gzip bomb is refused with 413 after reading at most the limit.
 
-use std::io::Read;
-
 use async_trait::async_trait;
 use axum::Router;
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -120,66 +118,14 @@ async fn export(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Bo
             );
         }
     };
-    let limit = ctx.limits.max_request_bytes;
-    let raw = match axum::body::to_bytes(body, limit).await {
+    let bytes = match crate::body::read_body(&headers, body, ctx.limits.max_request_bytes).await {
         Ok(b) => b,
         Err(e) => {
-            let too_big = is_length_limit(&e);
-            return if too_big {
-                error(
-                    enc,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    RESOURCE_EXHAUSTED,
-                    format!(
-                        "request body exceeds the limit of {limit} bytes (limits.max_request_bytes)"
-                    ),
-                )
-            } else {
-                error(
-                    enc,
-                    StatusCode::BAD_REQUEST,
-                    INVALID_ARGUMENT,
-                    format!("reading request body: {e}"),
-                )
+            let code = match e.status() {
+                StatusCode::PAYLOAD_TOO_LARGE => RESOURCE_EXHAUSTED,
+                _ => INVALID_ARGUMENT,
             };
-        }
-    };
-    let content_encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    let bytes: Bytes = match content_encoding.as_str() {
-        "" | "identity" => raw,
-        "gzip" | "x-gzip" => match inflate(&raw, limit) {
-            Ok(b) => b.into(),
-            Err(InflateError::TooLarge) => {
-                return error(
-                    enc,
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    RESOURCE_EXHAUSTED,
-                    format!(
-                        "request body inflates to more than the limit of {limit} bytes (limits.max_request_bytes)"
-                    ),
-                );
-            }
-            Err(InflateError::Invalid(e)) => {
-                return error(
-                    enc,
-                    StatusCode::BAD_REQUEST,
-                    INVALID_ARGUMENT,
-                    format!("request body is not valid gzip: {e}"),
-                );
-            }
-        },
-        other => {
-            return error(
-                enc,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INVALID_ARGUMENT,
-                format!("unsupported content encoding {other:?}: send gzip or no encoding"),
-            );
+            return error(enc, e.status(), code, e.to_string());
         }
     };
     let decoded = match enc {
@@ -236,36 +182,6 @@ async fn export(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Bo
                 .into_response()
         }
     }
-}
-
-enum InflateError {
-    TooLarge,
-    Invalid(std::io::Error),
-}
-
-/// Inflates gzip, reading at most `limit + 1` bytes of output.
-fn inflate(raw: &[u8], limit: usize) -> Result<Vec<u8>, InflateError> {
-    let mut out = Vec::new();
-    let mut dec = flate2::read::MultiGzDecoder::new(raw).take(limit as u64 + 1);
-    dec.read_to_end(&mut out).map_err(InflateError::Invalid)?;
-    if out.len() > limit {
-        return Err(InflateError::TooLarge);
-    }
-    Ok(out)
-}
-
-/// True when reading the body stopped at the size limit. The limit error
-/// type belongs to `http-body-util`, which we reach only through axum, so
-/// the error chain is matched by its message.
-fn is_length_limit(e: &axum::Error) -> bool {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if err.to_string().contains("length limit exceeded") {
-            return true;
-        }
-        cur = err.source();
-    }
-    false
 }
 
 #[async_trait]

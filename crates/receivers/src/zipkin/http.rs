@@ -1,0 +1,140 @@
+//! Zipkin's HTTP collector API on 9411: `POST /api/v2/spans` (JSON or
+//! protobuf) and `POST /api/v1/spans` (JSON), answering 202 like Zipkin.
+
+use async_trait::async_trait;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use super::PROTO_ZIPKIN;
+use crate::otlp::{DecodeError, Decoded};
+use crate::{Receiver, ReceiverContext, wait_shutdown};
+
+/// The Zipkin receiver.
+pub struct ZipkinReceiver {
+    pub listener: TcpListener,
+    pub ctx: ReceiverContext,
+}
+
+pub fn router(ctx: ReceiverContext) -> Router {
+    Router::new()
+        .route("/api/v2/spans", post(v2))
+        .route("/api/v1/spans", post(v1))
+        .with_state(ctx)
+}
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.into(),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    r
+}
+
+fn mime(headers: &HeaderMap) -> String {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+async fn ingest(
+    ctx: &ReceiverContext,
+    headers: &HeaderMap,
+    body: Body,
+    decode: impl FnOnce(&[u8]) -> Result<Decoded, DecodeError>,
+) -> Response {
+    let bytes = match crate::body::read_body(headers, body, ctx.limits.max_request_bytes).await {
+        Ok(b) => b,
+        Err(e) => return text(e.status(), e.to_string()),
+    };
+    let decoded = match decode(&bytes) {
+        Ok(d) => d,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let metrics = ctx.pipeline.metrics();
+    metrics.count_received(PROTO_ZIPKIN, decoded.spans.len() + decoded.rejected);
+    metrics.count_rejected(PROTO_ZIPKIN, decoded.rejected);
+    let message = decoded.error_message();
+    if let Err(e) = ctx.pipeline.submit(PROTO_ZIPKIN, decoded.spans).await {
+        return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
+    }
+    if message.is_empty() {
+        StatusCode::ACCEPTED.into_response()
+    } else {
+        // Zipkin has no partial-success answer; the valid spans are stored
+        // and the message says what was dropped.
+        text(StatusCode::ACCEPTED, message)
+    }
+}
+
+async fn v2(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) -> Response {
+    let limits = ctx.limits.clone();
+    match mime(&headers).as_str() {
+        "application/json" | "" => {
+            ingest(&ctx, &headers, body, |b| {
+                super::json::decode_v2_json(b, &limits)
+            })
+            .await
+        }
+        "application/x-protobuf" | "application/protobuf" => {
+            ingest(&ctx, &headers, body, |b| {
+                super::proto::decode_v2_proto(b, &limits)
+            })
+            .await
+        }
+        other => text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported content type {other:?} for /api/v2/spans: send application/json or application/x-protobuf"
+            ),
+        ),
+    }
+}
+
+async fn v1(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) -> Response {
+    let limits = ctx.limits.clone();
+    match mime(&headers).as_str() {
+        "application/json" | "" => {
+            ingest(&ctx, &headers, body, |b| {
+                super::v1::decode_v1_json(b, &limits)
+            })
+            .await
+        }
+        other => text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!(
+                "unsupported content type {other:?} for /api/v1/spans: send application/json (v1 Thrift is not supported yet)"
+            ),
+        ),
+    }
+}
+
+#[async_trait]
+impl Receiver for ZipkinReceiver {
+    fn name(&self) -> &'static str {
+        PROTO_ZIPKIN
+    }
+
+    async fn run(self: Box<Self>, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
+        axum::serve(self.listener, router(self.ctx))
+            .with_graceful_shutdown(wait_shutdown(shutdown))
+            .await
+    }
+}
