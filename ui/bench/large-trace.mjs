@@ -29,26 +29,21 @@ try {
   for (let run = 0; run < RUNS; run++) {
     const page = await browser.context.newPage();
     await page.goto(`${ui.url}/trace/${traceId}`);
-    await page.waitForFunction(() => performance.getEntriesByName('trace-render').length > 0, null, { timeout: 30000 });
-    const r = await page.evaluate(
-      () =>
-        new Promise((resolve) => {
-          const data = performance.getEntriesByName('trace-data')[0].startTime;
-          const render = performance.getEntriesByName('trace-render')[0].duration;
-          // the frame that shows the rows: a task after the next animation frame
-          requestAnimationFrame(() =>
-            setTimeout(() => resolve({ render, paint: performance.now() - data, rows: document.querySelectorAll('.tl-row').length, count: document.querySelector('[data-testid=trace-span-count]').textContent }), 0),
-          );
-        }),
-    );
+    await page.waitForFunction(() => performance.getEntriesByName('trace-paint').length > 0, null, { timeout: 30000 });
+    const r = await page.evaluate(() => ({
+      render: performance.getEntriesByName('trace-render')[0].duration,
+      paint: performance.getEntriesByName('trace-paint')[0].duration,
+      rows: document.querySelectorAll('.tl-row').length,
+      count: document.querySelector('[data-testid=trace-span-count]').textContent,
+    }));
     if (r.count !== String(SPANS)) throw new Error(`header shows ${r.count} spans, expected ${SPANS}`);
     rendered.push(r.render);
     painted.push(r.paint);
-    console.log(`run ${run + 1}: data→rendered ${r.render.toFixed(1)} ms, data→painted ≤${r.paint.toFixed(1)} ms (${r.rows} rows in the DOM)`);
+    console.log(`run ${run + 1}: data→rendered ${r.render.toFixed(1)} ms, data→next frame ${r.paint.toFixed(1)} ms (${r.rows} rows in the DOM)`);
     await page.close();
   }
   const m = p50(rendered);
-  console.log(`\n${SPANS} spans, ${RUNS} runs: p50 data→rendered ${m.toFixed(1)} ms, p50 data→painted ≤${p50(painted).toFixed(1)} ms (target < ${TARGET_MS} ms): ${m < TARGET_MS ? 'PASS' : 'FAIL'}`);
+  console.log(`\n${SPANS} spans, ${RUNS} runs: p50 data→rendered ${m.toFixed(1)} ms, p50 data→next frame ${p50(painted).toFixed(1)} ms (target < ${TARGET_MS} ms): ${m < TARGET_MS ? 'PASS' : 'FAIL'}`);
   process.exitCode = m < TARGET_MS ? 0 : 1;
 } finally {
   await browser.close();

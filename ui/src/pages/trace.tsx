@@ -16,7 +16,9 @@ export function TracePage({ id, spanParam }: { id: string; spanParam: string | n
     const ac = new AbortController();
     performance.clearMarks('trace-data');
     performance.clearMarks('trace-rendered');
+    performance.clearMarks('trace-painted');
     performance.clearMeasures('trace-render');
+    performance.clearMeasures('trace-paint');
     getTrace(id, ac.signal).then(
       (trace) => setLoad({ state: 'ok', trace }),
       (e) => {
@@ -86,6 +88,13 @@ function TraceView({ model, spanParam }: { model: TraceModel; spanParam: string 
     if (performance.getEntriesByName('trace-data').length && !performance.getEntriesByName('trace-rendered').length) {
       performance.mark('trace-rendered');
       performance.measure('trace-render', 'trace-data', 'trace-rendered');
+      // ...and on screen once the frame after them has been produced
+      requestAnimationFrame(() =>
+        setTimeout(() => {
+          performance.mark('trace-painted');
+          performance.measure('trace-paint', 'trace-data', 'trace-painted');
+        }),
+      );
     }
   }, [model]);
 

@@ -136,10 +136,10 @@ fn span(
                 .unwrap_or_else(|| waymark_model::UNKNOWN_SERVICE.to_string()),
         ),
     )];
-    if let Some(l) = &z.local {
-        if let Some(ip) = l.ipv4.as_ref().or(l.ipv6.as_ref()) {
-            res_attrs.push(KeyValue::new("ip", AnyValue::String(ip.clone())));
-        }
+    if let Some(l) = &z.local
+        && let Some(ip) = l.ipv4.as_ref().or(l.ipv6.as_ref())
+    {
+        res_attrs.push(KeyValue::new("ip", AnyValue::String(ip.clone())));
     }
     let resource = match resources.iter().find(|r| r.attributes == res_attrs) {
         Some(r) => r.clone(),
