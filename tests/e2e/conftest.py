@@ -52,6 +52,9 @@ class Waymark:
     query_port: int
     admin_port: int
     zipkin_port: int
+    jaeger_compact_port: int
+    jaeger_binary_port: int
+    jaeger_http_port: int
     data_dir: Path
     log_path: Path
     process: subprocess.Popen
@@ -105,7 +108,7 @@ def waymark(tmp_path_factory):
     data_dir = base / "data"
     data_dir.mkdir()
     log_path = base / "waymark.stderr.log"
-    p_grpc, p_http, p_query, p_admin, p_zipkin = _free_ports(5)
+    p_grpc, p_http, p_query, p_admin, p_zipkin, p_jc, p_jb, p_jh = _free_ports(8)
     argv = [
         str(binary), "all-in-one",
         "--data-dir", str(data_dir),
@@ -114,11 +117,15 @@ def waymark(tmp_path_factory):
         "--query-listen", f"127.0.0.1:{p_query}",
         "--admin-listen", f"127.0.0.1:{p_admin}",
         "--zipkin-listen", f"127.0.0.1:{p_zipkin}",
+        "--jaeger-compact-listen", f"127.0.0.1:{p_jc}",
+        "--jaeger-binary-listen", f"127.0.0.1:{p_jb}",
+        "--jaeger-http-listen", f"127.0.0.1:{p_jh}",
     ]
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=base)
-    server = Waymark(p_grpc, p_http, p_query, p_admin, p_zipkin, data_dir, log_path, proc)
+    server = Waymark(p_grpc, p_http, p_query, p_admin, p_zipkin, p_jc, p_jb, p_jh,
+                     data_dir, log_path, proc)
     _SERVER = server
     try:
         deadline = time.monotonic() + READY_TIMEOUT_S

@@ -56,7 +56,10 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
                               "--otlp-http-listen", f"127.0.0.1:{http}",
                               "--query-listen", f"127.0.0.1:{cquery}",
                               "--admin-listen", f"127.0.0.1:{cadmin}",
-                              "--zipkin-listen", "127.0.0.1:0"], tmp_path, "collector")
+                              "--zipkin-listen", "127.0.0.1:0",
+                              "--jaeger-compact-listen", "127.0.0.1:0",
+                              "--jaeger-binary-listen", "127.0.0.1:0",
+                              "--jaeger-http-listen", "127.0.0.1:0"], tmp_path, "collector")
     query = None
     try:
         _wait_ready(cadmin, collector, cerr)
@@ -157,7 +160,10 @@ def test_unknown_config_key_is_named(tmp_path):
                         "--otlp-http-listen", f"127.0.0.1:{ports[1]}",
                         "--query-listen", f"127.0.0.1:{ports[2]}",
                         "--admin-listen", f"127.0.0.1:{ports[3]}",
-                        "--zipkin-listen", "127.0.0.1:0"],
+                        "--zipkin-listen", "127.0.0.1:0",
+                        "--jaeger-compact-listen", "127.0.0.1:0",
+                        "--jaeger-binary-listen", "127.0.0.1:0",
+                        "--jaeger-http-listen", "127.0.0.1:0"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "retension" in r.stderr, r.stderr
@@ -170,7 +176,10 @@ def test_environment_overrides(tmp_path):
                WAYMARK_OTLP_HTTP_LISTEN=f"127.0.0.1:{ports[1]}",
                WAYMARK_QUERY_LISTEN=f"127.0.0.1:{ports[2]}",
                WAYMARK_ADMIN_LISTEN=f"127.0.0.1:{ports[3]}",
-               WAYMARK_ZIPKIN_LISTEN="127.0.0.1:0")
+               WAYMARK_ZIPKIN_LISTEN="127.0.0.1:0",
+               WAYMARK_JAEGER_COMPACT_LISTEN="127.0.0.1:0",
+               WAYMARK_JAEGER_BINARY_LISTEN="127.0.0.1:0",
+               WAYMARK_JAEGER_HTTP_LISTEN="127.0.0.1:0")
     err = open(tmp_path / "env.stderr", "wb")
     proc = subprocess.Popen([str(binary_path())], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

@@ -127,7 +127,8 @@ class WaymarkServer:
                 f"waymark binary not found at {binary}; build it with "
                 f"`cargo build -p waymark` or set WAYMARK_BIN")
         (self.grpc_port, self.http_port, self.query_port, self.admin_port,
-         self.zipkin_port) = free_ports(5)
+         self.zipkin_port, self.jaeger_compact_port, self.jaeger_binary_port,
+         self.jaeger_http_port) = free_ports(8)
         if self.stderr_path is not None:
             self.past_logs.append((self.stderr_path, self.exited_at))
         self.generation = next(_counter)
@@ -143,6 +144,9 @@ class WaymarkServer:
             "--query-listen", f"127.0.0.1:{self.query_port}",
             "--admin-listen", f"127.0.0.1:{self.admin_port}",
             "--zipkin-listen", f"127.0.0.1:{self.zipkin_port}",
+            "--jaeger-compact-listen", f"127.0.0.1:{self.jaeger_compact_port}",
+            "--jaeger-binary-listen", f"127.0.0.1:{self.jaeger_binary_port}",
+            "--jaeger-http-listen", f"127.0.0.1:{self.jaeger_http_port}",
             *self.extra_args,
         ]
         self.args = args

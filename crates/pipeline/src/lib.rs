@@ -73,6 +73,10 @@ pub struct IngestMetrics {
     pub stored: Family<ProtocolLabel, Counter>,
     pub failed: Family<ProtocolLabel, Counter>,
     pub queue_spans: Gauge,
+    /// UDP packets dropped because the packet queue was full.
+    pub packets_dropped: Family<ProtocolLabel, Counter>,
+    /// Packets or request bodies that could not be decoded at all.
+    pub malformed: Family<ProtocolLabel, Counter>,
 }
 
 impl IngestMetrics {
@@ -103,6 +107,16 @@ impl IngestMetrics {
             self.failed.clone(),
         );
         reg.register(
+            "waymark_udp_packets_dropped",
+            "UDP packets dropped because the receiver's packet queue was full",
+            self.packets_dropped.clone(),
+        );
+        reg.register(
+            "waymark_malformed_requests",
+            "Requests or packets that could not be decoded",
+            self.malformed.clone(),
+        );
+        reg.register(
             "waymark_ingest_queue_spans",
             "Spans queued or being written",
             self.queue_spans.clone(),
@@ -117,6 +131,16 @@ impl IngestMetrics {
         self.received
             .get_or_create(&Self::label(protocol))
             .inc_by(n as u64);
+    }
+
+    pub fn count_malformed(&self, protocol: &'static str) {
+        self.malformed.get_or_create(&Self::label(protocol)).inc();
+    }
+
+    pub fn count_packet_dropped(&self, protocol: &'static str) {
+        self.packets_dropped
+            .get_or_create(&Self::label(protocol))
+            .inc();
     }
 
     pub fn count_rejected(&self, protocol: &'static str, n: usize) {

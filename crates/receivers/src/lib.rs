@@ -8,6 +8,7 @@
 //! place. Nothing in this crate touches storage directly.
 
 pub mod body;
+pub mod jaeger;
 pub mod limits;
 pub mod otlp;
 pub mod zipkin;

@@ -46,6 +46,12 @@ pub struct ListenConfig {
     pub otlp_http: SocketAddr,
     /// Zipkin's collector API (`/api/v1/spans`, `/api/v2/spans`).
     pub zipkin: SocketAddr,
+    /// Jaeger agent, Thrift compact protocol over UDP.
+    pub jaeger_compact: SocketAddr,
+    /// Jaeger agent, Thrift binary protocol over UDP.
+    pub jaeger_binary: SocketAddr,
+    /// Jaeger collector HTTP (`POST /api/traces`, Thrift).
+    pub jaeger_http: SocketAddr,
     pub query: SocketAddr,
     pub admin: SocketAddr,
 }
@@ -56,6 +62,9 @@ impl Default for ListenConfig {
             otlp_grpc: "0.0.0.0:4317".parse().unwrap(),
             otlp_http: "0.0.0.0:4318".parse().unwrap(),
             zipkin: "0.0.0.0:9411".parse().unwrap(),
+            jaeger_compact: "0.0.0.0:6831".parse().unwrap(),
+            jaeger_binary: "0.0.0.0:6832".parse().unwrap(),
+            jaeger_http: "0.0.0.0:14268".parse().unwrap(),
             query: "0.0.0.0:16686".parse().unwrap(),
             admin: "0.0.0.0:14269".parse().unwrap(),
         }

@@ -23,6 +23,9 @@ use waymark_api::admin::{AdminState, StorageGauges};
 use waymark_api::{ApiMetrics, ApiState};
 use waymark_pipeline::{IngestMetrics, Pipeline, PipelineConfig};
 use waymark_query::{QueryOptions, QueryService};
+use waymark_receivers::jaeger::http::JaegerHttpReceiver;
+use waymark_receivers::jaeger::thrift::Protocol;
+use waymark_receivers::jaeger::udp::JaegerUdpReceiver;
 use waymark_receivers::otlp::grpc::OtlpGrpcReceiver;
 use waymark_receivers::otlp::http::OtlpHttpReceiver;
 use waymark_receivers::zipkin::http::ZipkinReceiver;
@@ -58,6 +61,9 @@ pub struct Bound {
     pub otlp_grpc: Option<SocketAddr>,
     pub otlp_http: Option<SocketAddr>,
     pub zipkin: Option<SocketAddr>,
+    pub jaeger_compact: Option<SocketAddr>,
+    pub jaeger_binary: Option<SocketAddr>,
+    pub jaeger_http: Option<SocketAddr>,
     pub query: Option<SocketAddr>,
 }
 
@@ -69,6 +75,15 @@ pub struct Running {
     storage: Arc<dyn Storage>,
     embedded: Option<Arc<EmbeddedStorage>>,
     serving: Arc<AtomicBool>,
+}
+
+/// Datagrams queued per UDP receiver before new ones are dropped (counted).
+const UDP_QUEUE_PACKETS: usize = 1_000;
+
+async fn bind_udp(what: &str, addr: SocketAddr) -> anyhow::Result<tokio::net::UdpSocket> {
+    tokio::net::UdpSocket::bind(addr).await.with_context(|| {
+        format!("cannot listen on udp {addr} for {what}: is another process using the port?")
+    })
 }
 
 async fn bind(what: &str, addr: SocketAddr) -> anyhow::Result<TcpListener> {
@@ -126,6 +141,15 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
     } else {
         None
     };
+    let jaeger_listeners = if mode.ingests() {
+        Some((
+            bind_udp("Jaeger UDP (compact)", cfg.listen.jaeger_compact).await?,
+            bind_udp("Jaeger UDP (binary)", cfg.listen.jaeger_binary).await?,
+            bind("Jaeger HTTP", cfg.listen.jaeger_http).await?,
+        ))
+    } else {
+        None
+    };
     let query_listener = if mode.queries() {
         Some(bind("the query API", cfg.listen.query).await?)
     } else {
@@ -162,6 +186,9 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         otlp_grpc: None,
         otlp_http: None,
         zipkin: None,
+        jaeger_compact: None,
+        jaeger_binary: None,
+        jaeger_http: None,
         query: None,
     };
 
@@ -186,6 +213,10 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         bound.otlp_grpc = Some(grpc.local_addr()?);
         bound.otlp_http = Some(http.local_addr()?);
         bound.zipkin = Some(zipkin.local_addr()?);
+        let (jc, jb, jh) = jaeger_listeners.unwrap();
+        bound.jaeger_compact = Some(jc.local_addr()?);
+        bound.jaeger_binary = Some(jb.local_addr()?);
+        bound.jaeger_http = Some(jh.local_addr()?);
         // The one place receivers are registered.
         let receivers: Vec<Box<dyn Receiver>> = vec![
             Box::new(OtlpGrpcReceiver {
@@ -199,8 +230,21 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             }),
             Box::new(ZipkinReceiver {
                 listener: zipkin,
-                ctx,
+                ctx: ctx.clone(),
             }),
+            Box::new(JaegerUdpReceiver {
+                socket: jc,
+                protocol: Protocol::Compact,
+                ctx: ctx.clone(),
+                queue_packets: UDP_QUEUE_PACKETS,
+            }),
+            Box::new(JaegerUdpReceiver {
+                socket: jb,
+                protocol: Protocol::Binary,
+                ctx: ctx.clone(),
+                queue_packets: UDP_QUEUE_PACKETS,
+            }),
+            Box::new(JaegerHttpReceiver { listener: jh, ctx }),
         ];
         for r in receivers {
             let name = r.name();

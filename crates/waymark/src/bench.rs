@@ -140,6 +140,9 @@ fn start_server(data: &Path, fsync: &str) -> anyhow::Result<Server> {
         .args(["--query-listen", &query.to_string()])
         .args(["--admin-listen", &admin.to_string()])
         .args(["--zipkin-listen", "127.0.0.1:0"])
+        .args(["--jaeger-compact-listen", "127.0.0.1:0"])
+        .args(["--jaeger-binary-listen", "127.0.0.1:0"])
+        .args(["--jaeger-http-listen", "127.0.0.1:0"])
         .args([
             "--fsync",
             fsync,

@@ -54,6 +54,15 @@ pub struct ServerArgs {
     /// Zipkin collector API listen address (/api/v1/spans, /api/v2/spans) [default: 0.0.0.0:9411].
     #[arg(long, env = "WAYMARK_ZIPKIN_LISTEN")]
     pub zipkin_listen: Option<SocketAddr>,
+    /// Jaeger agent UDP, Thrift compact protocol [default: 0.0.0.0:6831].
+    #[arg(long, env = "WAYMARK_JAEGER_COMPACT_LISTEN")]
+    pub jaeger_compact_listen: Option<SocketAddr>,
+    /// Jaeger agent UDP, Thrift binary protocol [default: 0.0.0.0:6832].
+    #[arg(long, env = "WAYMARK_JAEGER_BINARY_LISTEN")]
+    pub jaeger_binary_listen: Option<SocketAddr>,
+    /// Jaeger collector HTTP, POST /api/traces with Thrift [default: 0.0.0.0:14268].
+    #[arg(long, env = "WAYMARK_JAEGER_HTTP_LISTEN")]
+    pub jaeger_http_listen: Option<SocketAddr>,
     /// Query API (and UI) listen address [default: 0.0.0.0:16686].
     #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
     pub query_listen: Option<SocketAddr>,
@@ -136,6 +145,15 @@ impl ServerArgs {
         }
         if let Some(v) = self.zipkin_listen {
             c.listen.zipkin = v;
+        }
+        if let Some(v) = self.jaeger_compact_listen {
+            c.listen.jaeger_compact = v;
+        }
+        if let Some(v) = self.jaeger_binary_listen {
+            c.listen.jaeger_binary = v;
+        }
+        if let Some(v) = self.jaeger_http_listen {
+            c.listen.jaeger_http = v;
         }
         if let Some(v) = self.query_listen {
             c.listen.query = v;
@@ -229,6 +247,9 @@ async fn serve(args: ServerArgs, mode: Mode) -> anyhow::Result<()> {
         otlp_grpc = ?b.otlp_grpc,
         otlp_http = ?b.otlp_http,
         zipkin = ?b.zipkin,
+        jaeger_udp_compact = ?b.jaeger_compact,
+        jaeger_udp_binary = ?b.jaeger_binary,
+        jaeger_http = ?b.jaeger_http,
         query = ?b.query,
         admin = %b.admin,
         "waymark is serving"
@@ -264,6 +285,9 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         otlp_grpc_listen,
         otlp_http_listen,
         zipkin_listen,
+        jaeger_compact_listen,
+        jaeger_binary_listen,
+        jaeger_http_listen,
         query_listen,
         admin_listen,
         fsync,

@@ -18,6 +18,8 @@ pub enum DecodeError {
     Protobuf(String),
     #[error("request body is not valid OTLP JSON: {0}")]
     Json(String),
+    #[error("request body is not valid Jaeger Thrift: {0}")]
+    Thrift(String),
     #[error(
         "request holds {got} spans, more than the limit of {limit} (limits.max_spans_per_request)"
     )]

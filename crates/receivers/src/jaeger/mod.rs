@@ -1,0 +1,51 @@
+//! Jaeger's native protocols: Thrift `Agent.emitBatch` over UDP (compact
+//! protocol on 6831, binary on 6832) and Thrift `Batch` over HTTP
+//! (`POST /api/traces` on 14268). The decoders are pure functions of bytes.
+
+pub mod batch;
+pub mod http;
+pub mod thrift;
+pub mod udp;
+
+use crate::Limits;
+use crate::otlp::{DecodeError, Decoded};
+use thrift::{Protocol, TValue};
+
+/// Metric labels.
+pub const PROTO_UDP_COMPACT: &str = "jaeger_udp_compact";
+pub const PROTO_UDP_BINARY: &str = "jaeger_udp_binary";
+pub const PROTO_HTTP: &str = "jaeger_http";
+
+/// Largest UDP packet a Jaeger client sends (and we read).
+pub const MAX_PACKET: usize = 65_000;
+
+/// Decodes one agent packet: an `Agent.emitBatch` message.
+pub fn decode_agent_packet(
+    bytes: &[u8],
+    protocol: Protocol,
+    limits: &Limits,
+) -> Result<Decoded, DecodeError> {
+    let msg = thrift::read_message(bytes, protocol).map_err(|e| DecodeError::Thrift(e.0))?;
+    match msg.name.as_str() {
+        "emitBatch" => match msg.body.iter().find(|(id, _)| *id == 1) {
+            Some((_, TValue::Struct(b))) => batch::batch_to_model(b, limits),
+            _ => Err(DecodeError::Thrift("emitBatch carries no Batch".into())),
+        },
+        "emitZipkinBatch" => Err(DecodeError::Thrift(
+            "emitZipkinBatch is not supported: send Zipkin spans to the Zipkin port (9411)".into(),
+        )),
+        other => Err(DecodeError::Thrift(format!(
+            "unknown agent method {other:?}: expected emitBatch"
+        ))),
+    }
+}
+
+/// Decodes the body of `POST /api/traces`: one `Batch` struct.
+pub fn decode_http_batch(
+    bytes: &[u8],
+    protocol: Protocol,
+    limits: &Limits,
+) -> Result<Decoded, DecodeError> {
+    let b = thrift::read_struct(bytes, protocol).map_err(|e| DecodeError::Thrift(e.0))?;
+    batch::batch_to_model(&b, limits)
+}
