@@ -140,6 +140,18 @@ describe('search page', () => {
     await page.close();
   });
 
+  test('a custom time range is kept in the URL and used for the query', async () => {
+    const end = Date.now() * 1000 + 60e6;
+    const start = end - 3600e6;
+    const page = await open(`/search?service=frontend&lookback=custom&start=${start}&end=${end}&limit=7`);
+    await page.getByTestId('result-count').waitFor();
+    assert.equal(await page.getByLabel('Lookback').inputValue(), 'custom');
+    assert.ok((await page.locator('#f-start').inputValue()).length > 0);
+    const { body } = await api(server, `/api/traces?service=frontend&limit=7&start=${start}&end=${end}`);
+    assert.equal(await page.getByTestId('result-count').textContent(), `${body.data.length} traces`);
+    await page.close();
+  });
+
   test('a bad tags field is explained and not sent', async () => {
     const page = await open('/search?service=frontend');
     await page.locator('#f-tags').fill('error');

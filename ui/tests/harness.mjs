@@ -72,22 +72,27 @@ export async function startWaymark() {
   }
   const bin = waymarkBin();
   if (!existsSync(bin)) throw new Error(`waymark binary not found at ${bin}: build it (cargo build -p waymark) or set WAYMARK_BIN`);
-  const [grpc, httpPort, query, admin] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // Every listener the binary has (OTLP, query, admin, and any added later,
+  // such as Zipkin) gets its own free loopback port.
+  const { stdout: help } = await promisify(execFile)(bin, ['--help']);
+  const listeners = [...new Set([...help.matchAll(/--([a-z0-9-]+-listen)\b/g)].map((m) => m[1]))];
+  const ports = {};
+  for (const l of listeners) ports[l] = await freePort();
+  for (const need of ['otlp-grpc-listen', 'otlp-http-listen', 'query-listen'])
+    if (!ports[need]) throw new Error(`${bin} --help lists no --${need}`);
+  const [grpc, httpPort, query] = [ports['otlp-grpc-listen'], ports['otlp-http-listen'], ports['query-listen']];
   const dataDir = mkdtempSync(join(tmpdir(), 'waymark-ui-'));
   const proc = spawn(
     bin,
     [
       '--data-dir', dataDir,
-      '--otlp-grpc-listen', `127.0.0.1:${grpc}`,
-      '--otlp-http-listen', `127.0.0.1:${httpPort}`,
-      '--query-listen', `127.0.0.1:${query}`,
-      '--admin-listen', `127.0.0.1:${admin}`,
+      ...listeners.flatMap((l) => [`--${l}`, `127.0.0.1:${ports[l]}`]),
       '--log-level', 'warn',
     ],
     { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let stderr = '';
-  proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(-4000)));
+  proc.stderr.on('data', (d) => (stderr = (stderr + d).slice(0, 4000)));
   let exited = false;
   proc.on('exit', () => (exited = true));
   const queryUrl = `http://127.0.0.1:${query}`;
