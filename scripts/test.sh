@@ -14,6 +14,10 @@ step() { printf '\n== %s\n' "$*"; }
 step "formatting"
 cargo fmt --all -- --check
 
+step "the checked-in UI bundle matches ui/src"
+(cd ui && npm run --silent build)
+git diff --exit-code --stat -- ui/dist
+
 # One build of every target with one feature resolution (--workspace
 # everywhere), reused by every step below.
 step "building the workspace (dev profile: binaries and tests)"
@@ -25,6 +29,10 @@ step "checked-in protobuf code matches its .proto files"
 step "cargo tests"
 cargo test --locked --workspace
 
-step "end-to-end and system tests (real OpenTelemetry clients, crash and bad-input tests)"
 export WAYMARK_BIN="${WAYMARK_BIN:-$(cd "$TARGET_DIR/debug" && pwd)/waymark}"
+
+step "end-to-end and system tests (real OpenTelemetry, Zipkin and Jaeger clients; crash and bad-input tests)"
 "$PYTHON" -m pytest tests/e2e tests/system -q -p no:cacheprovider
+
+step "UI tests in headless Chromium, served by waymark itself"
+(cd ui && WAYMARK_UI_URL=waymark npm test)

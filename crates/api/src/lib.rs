@@ -9,6 +9,7 @@ pub mod admin;
 pub mod jaeger;
 pub mod jaeger_json;
 pub mod params;
+pub mod ui;
 pub mod v3;
 
 use std::sync::Arc;
@@ -67,11 +68,13 @@ pub struct ApiState {
     pub metrics: Arc<ApiMetrics>,
 }
 
-/// The query API router: Jaeger `/api` plus api_v3.
+/// The query port's router: Jaeger `/api`, api_v3, and the web UI for
+/// every other path.
 pub fn query_router(state: ApiState) -> Router {
     Router::new()
         .merge(jaeger::routes())
         .merge(v3::routes())
+        .merge(ui::routes())
         .with_state(state)
 }
 

@@ -281,3 +281,62 @@ async fn transform_renders_otlp_json_without_storing() {
     let (status, _) = get(&app, "/api/traces/77").await;
     assert_eq!(status, StatusCode::NOT_FOUND, "transform must not store");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ui_is_served_for_client_routes_but_not_api() {
+    let (app, _d) = app().await;
+    for path in [
+        "/",
+        "/search?service=x",
+        &format!("/trace/{TRACE}"),
+        "/dependencies",
+        "/nowhere",
+    ] {
+        let resp = app
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html"),
+            "{path}"
+        );
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("/assets/app.js"),
+            "{path}"
+        );
+    }
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/assets/app.js").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let resp = app
+        .clone()
+        .oneshot(Request::get("/assets/nope.js").body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    let (status, v) = get(&app, "/api/nope").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(
+        v["errors"][0]["msg"]
+            .as_str()
+            .unwrap()
+            .contains("/api/nope")
+    );
+}
