@@ -1,5 +1,7 @@
 """Zipkin ingest with a real Zipkin client: py_zipkin's tracer and its HTTP
-transport, in the v2 JSON, v2 protobuf and v1 JSON encodings, read back
+transport, in the v2 JSON, v2 protobuf and v1 JSON encodings (v1 Thrift with
+the zipkincore Thrift types that jaeger-client ships, since py_zipkin dropped
+its Thrift encoder), read back
 through the Jaeger API. Checks the mapping Jaeger applies to Zipkin spans:
 service from the local endpoint, kind, parent, binary annotations as tags,
 annotations as logs, the error tag as error status, and the shared
@@ -124,4 +126,54 @@ def test_zipkin_errors_are_precise(waymark):
     assert r.status_code == 415 and "text/plain" in r.text
     r = requests.post(base + "/api/v1/spans", data=b"x", timeout=5,
                       headers={"Content-Type": "application/x-thrift"})
-    assert r.status_code == 415 and "Thrift" in r.text
+    assert r.status_code == 400 and "Thrift" in r.text, r.text
+    r = requests.post(base + "/api/v1/spans", data=b"x", timeout=5,
+                      headers={"Content-Type": "application/xml"})
+    assert r.status_code == 415 and "application/xml" in r.text
+
+
+def test_v1_thrift_with_zipkincore_types(waymark):
+    """Zipkin v1 Thrift: a binary-protocol list of zipkincore.Span, built with
+    the generated zipkincore types jaeger-client ships and the thrift
+    library's own serializer."""
+    import struct
+
+    from jaeger_client.thrift_gen.zipkincore import ttypes as z
+    from thrift.protocol import TBinaryProtocol
+    from thrift.Thrift import TType
+    from thrift.transport import TTransport
+
+    now_us = int(time.time() * 1e6)
+    ep = z.Endpoint(ipv4=0x0A000001, port=8080, service_name="thrift-front")
+    span = z.Span(
+        trace_id=0x1234567890ABCDEF, id=0x1111, name="get /thrift",
+        annotations=[z.Annotation(timestamp=now_us, value="sr", host=ep),
+                     z.Annotation(timestamp=now_us + 500, value="ss", host=ep)],
+        binary_annotations=[
+            # The generated code writes values as str; these bytes are ASCII.
+            z.BinaryAnnotation(key="http.path", value="/thrift", annotation_type=z.AnnotationType.STRING, host=ep),
+            z.BinaryAnnotation(key="retries", value=struct.pack(">i", 3).decode(), annotation_type=z.AnnotationType.I32, host=ep),
+            z.BinaryAnnotation(key="cached", value="\x01", annotation_type=z.AnnotationType.BOOL, host=ep),
+        ],
+        timestamp=now_us, duration=500, trace_id_high=0x0FEDCBA987654321)
+    buf = TTransport.TMemoryBuffer()
+    proto = TBinaryProtocol.TBinaryProtocol(buf)
+    proto.writeListBegin(TType.STRUCT, 1)
+    span.write(proto)
+    proto.writeListEnd()
+    r = requests.post(f"http://127.0.0.1:{waymark.zipkin_port}/api/v1/spans", data=buf.getvalue(),
+                      headers={"Content-Type": "application/x-thrift"}, timeout=5)
+    assert r.status_code == 202, r.text
+    t = _get_trace(waymark, "0fedcba9876543211234567890abcdef", 1)
+    s = t["spans"][0]
+    assert s["spanID"] == "0000000000001111"
+    assert s["operationName"] == "get /thrift"
+    assert (s["startTime"], s["duration"]) == (now_us, 500)
+    tags = _tags(s)
+    assert tags["span.kind"] == "server"
+    assert tags["http.path"] == "/thrift"
+    assert tags["retries"] == "3"
+    assert tags["cached"] == "true"
+    proc = t["processes"][s["processID"]]
+    assert proc["serviceName"] == "thrift-front"
+    assert {x["key"]: x["value"] for x in proc["tags"]}["ip"] == "10.0.0.1"

@@ -22,6 +22,7 @@ pub struct Config {
     pub pipeline: PipelineSettings,
     pub otlp: OtlpConfig,
     pub query: QuerySettings,
+    pub sampling: SamplingSettings,
 }
 
 impl Default for Config {
@@ -34,6 +35,7 @@ impl Default for Config {
             pipeline: PipelineSettings::default(),
             otlp: OtlpConfig::default(),
             query: QuerySettings::default(),
+            sampling: SamplingSettings::default(),
         }
     }
 }
@@ -50,8 +52,10 @@ pub struct ListenConfig {
     pub jaeger_compact: SocketAddr,
     /// Jaeger agent, Thrift binary protocol over UDP.
     pub jaeger_binary: SocketAddr,
-    /// Jaeger collector HTTP (`POST /api/traces`, Thrift).
+    /// Jaeger collector HTTP (`POST /api/traces`, Thrift; `GET /api/sampling`).
     pub jaeger_http: SocketAddr,
+    /// Sampling strategies for Jaeger clients (`/sampling`, legacy `/`).
+    pub sampling: SocketAddr,
     pub query: SocketAddr,
     pub admin: SocketAddr,
 }
@@ -65,6 +69,7 @@ impl Default for ListenConfig {
             jaeger_compact: "0.0.0.0:6831".parse().unwrap(),
             jaeger_binary: "0.0.0.0:6832".parse().unwrap(),
             jaeger_http: "0.0.0.0:14268".parse().unwrap(),
+            sampling: "0.0.0.0:5778".parse().unwrap(),
             query: "0.0.0.0:16686".parse().unwrap(),
             admin: "0.0.0.0:14269".parse().unwrap(),
         }
@@ -181,6 +186,25 @@ impl Default for QuerySettings {
     fn default() -> Self {
         QuerySettings {
             max_clock_skew_adjustment: Duration::ZERO,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingSettings {
+    /// Jaeger-format strategies file; without one every trace is sampled.
+    pub strategies_file: Option<PathBuf>,
+    /// How often the file is checked for changes.
+    #[serde(deserialize_with = "duration")]
+    pub reload_interval: Duration,
+}
+
+impl Default for SamplingSettings {
+    fn default() -> Self {
+        SamplingSettings {
+            strategies_file: None,
+            reload_interval: Duration::from_secs(10),
         }
     }
 }

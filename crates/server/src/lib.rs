@@ -64,6 +64,7 @@ pub struct Bound {
     pub jaeger_compact: Option<SocketAddr>,
     pub jaeger_binary: Option<SocketAddr>,
     pub jaeger_http: Option<SocketAddr>,
+    pub sampling: Option<SocketAddr>,
     pub query: Option<SocketAddr>,
 }
 
@@ -146,6 +147,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             bind_udp("Jaeger UDP (compact)", cfg.listen.jaeger_compact).await?,
             bind_udp("Jaeger UDP (binary)", cfg.listen.jaeger_binary).await?,
             bind("Jaeger HTTP", cfg.listen.jaeger_http).await?,
+            bind("sampling strategies", cfg.listen.sampling).await?,
         ))
     } else {
         None
@@ -189,6 +191,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         jaeger_compact: None,
         jaeger_binary: None,
         jaeger_http: None,
+        sampling: None,
         query: None,
     };
 
@@ -213,7 +216,23 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         bound.otlp_grpc = Some(grpc.local_addr()?);
         bound.otlp_http = Some(http.local_addr()?);
         bound.zipkin = Some(zipkin.local_addr()?);
-        let (jc, jb, jh) = jaeger_listeners.unwrap();
+        let (jc, jb, jh, sl) = jaeger_listeners.unwrap();
+        bound.sampling = Some(sl.local_addr()?);
+        let strategies = match &cfg.sampling.strategies_file {
+            Some(p) => {
+                waymark_sampling::StrategyStore::watch(p.clone(), cfg.sampling.reload_interval)
+                    .with_context(|| format!("loading sampling strategies from {}", p.display()))?
+            }
+            None => waymark_sampling::StrategyStore::default(),
+        };
+        tasks.push((
+            "sampling",
+            spawn_http(
+                sl,
+                waymark_sampling::agent_router(strategies.clone()),
+                shutdown_rx.clone(),
+            ),
+        ));
         bound.jaeger_compact = Some(jc.local_addr()?);
         bound.jaeger_binary = Some(jb.local_addr()?);
         bound.jaeger_http = Some(jh.local_addr()?);
@@ -244,7 +263,11 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
                 ctx: ctx.clone(),
                 queue_packets: UDP_QUEUE_PACKETS,
             }),
-            Box::new(JaegerHttpReceiver { listener: jh, ctx }),
+            Box::new(JaegerHttpReceiver {
+                listener: jh,
+                ctx,
+                extra: Some(waymark_sampling::collector_router(strategies)),
+            }),
         ];
         for r in receivers {
             let name = r.name();

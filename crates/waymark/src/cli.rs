@@ -63,6 +63,12 @@ pub struct ServerArgs {
     /// Jaeger collector HTTP, POST /api/traces with Thrift [default: 0.0.0.0:14268].
     #[arg(long, env = "WAYMARK_JAEGER_HTTP_LISTEN")]
     pub jaeger_http_listen: Option<SocketAddr>,
+    /// Sampling strategies for Jaeger clients: /sampling and legacy / [default: 0.0.0.0:5778].
+    #[arg(long, env = "WAYMARK_SAMPLING_LISTEN")]
+    pub sampling_listen: Option<SocketAddr>,
+    /// Jaeger-format sampling strategies file, re-read when it changes [default: sample everything].
+    #[arg(long, env = "WAYMARK_SAMPLING_STRATEGIES_FILE")]
+    pub sampling_strategies_file: Option<PathBuf>,
     /// Query API (and UI) listen address [default: 0.0.0.0:16686].
     #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
     pub query_listen: Option<SocketAddr>,
@@ -154,6 +160,12 @@ impl ServerArgs {
         }
         if let Some(v) = self.jaeger_http_listen {
             c.listen.jaeger_http = v;
+        }
+        if let Some(v) = self.sampling_listen {
+            c.listen.sampling = v;
+        }
+        if let Some(v) = &self.sampling_strategies_file {
+            c.sampling.strategies_file = Some(v.clone());
         }
         if let Some(v) = self.query_listen {
             c.listen.query = v;
@@ -250,6 +262,7 @@ async fn serve(args: ServerArgs, mode: Mode) -> anyhow::Result<()> {
         jaeger_udp_compact = ?b.jaeger_compact,
         jaeger_udp_binary = ?b.jaeger_binary,
         jaeger_http = ?b.jaeger_http,
+        sampling = ?b.sampling,
         query = ?b.query,
         admin = %b.admin,
         "waymark is serving"
@@ -288,6 +301,8 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         jaeger_compact_listen,
         jaeger_binary_listen,
         jaeger_http_listen,
+        sampling_listen,
+        sampling_strategies_file,
         query_listen,
         admin_listen,
         fsync,

@@ -18,6 +18,8 @@ use crate::{Receiver, ReceiverContext, wait_shutdown};
 pub struct JaegerHttpReceiver {
     pub listener: TcpListener,
     pub ctx: ReceiverContext,
+    /// More routes served on the same port (the sampling endpoint).
+    pub extra: Option<Router>,
 }
 
 pub fn router(ctx: ReceiverContext) -> Router {
@@ -94,7 +96,11 @@ impl Receiver for JaegerHttpReceiver {
     }
 
     async fn run(self: Box<Self>, shutdown: watch::Receiver<bool>) -> std::io::Result<()> {
-        axum::serve(self.listener, router(self.ctx))
+        let mut app = router(self.ctx);
+        if let Some(extra) = self.extra {
+            app = app.merge(extra);
+        }
+        axum::serve(self.listener, app)
             .with_graceful_shutdown(wait_shutdown(shutdown))
             .await
     }

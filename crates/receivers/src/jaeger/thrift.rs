@@ -175,6 +175,19 @@ pub fn read_struct(bytes: &[u8], protocol: Protocol) -> Result<Vec<(i16, TValue)
     }
 }
 
+/// Reads one bare list (how Zipkin's v1 Thrift endpoint receives spans).
+pub fn read_list(bytes: &[u8], protocol: Protocol) -> Result<Vec<TValue>, ThriftError> {
+    let mut c = Cursor { b: bytes, pos: 0 };
+    let v = match protocol {
+        Protocol::Binary => binary_value(&mut c, Ty::List, 0)?,
+        Protocol::Compact => compact_value(&mut c, Ty::List, 0)?,
+    };
+    match v {
+        TValue::List(items) => Ok(items),
+        _ => err("expected a list"),
+    }
+}
+
 // ---- binary protocol ----------------------------------------------------
 
 fn binary_ty(t: u8) -> Result<Ty, ThriftError> {

@@ -117,10 +117,16 @@ async fn v1(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) 
             })
             .await
         }
+        "application/x-thrift" | "application/vnd.apache.thrift.binary" => {
+            ingest(&ctx, &headers, body, |b| {
+                super::v1::decode_v1_thrift(b, &limits)
+            })
+            .await
+        }
         other => text(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!(
-                "unsupported content type {other:?} for /api/v1/spans: send application/json (v1 Thrift is not supported yet)"
+                "unsupported content type {other:?} for /api/v1/spans: send application/json or application/x-thrift"
             ),
         ),
     }

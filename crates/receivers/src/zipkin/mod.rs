@@ -1,5 +1,5 @@
 //! Zipkin: `POST /api/v2/spans` (JSON and protobuf) and `POST /api/v1/spans`
-//! (JSON) on port 9411, gzip accepted.
+//! (JSON and Thrift) on port 9411, gzip accepted.
 //!
 //! Every encoding is first read into Zipkin's v2 model ([`ZSpan`]); v1 spans
 //! are converted the way Zipkin itself converts them (core annotations give
@@ -78,8 +78,6 @@ fn pad(bytes: &[u8], len: usize) -> Option<Vec<u8>> {
     })
 }
 
-const SCOPE_NAME: &str = "zipkin";
-
 /// Maps v2 spans into the span model, validating each.
 pub fn to_model(spans: Vec<ZSpan>, pre: Decoded, limits: &Limits) -> Result<Decoded, DecodeError> {
     let mut out = pre;
@@ -89,10 +87,8 @@ pub fn to_model(spans: Vec<ZSpan>, pre: Decoded, limits: &Limits) -> Result<Deco
             limit: limits.max_spans_per_request,
         });
     }
-    let scope = Arc::new(Scope {
-        name: SCOPE_NAME.into(),
-        ..Default::default()
-    });
+    // Zipkin has no instrumentation scope; an empty one renders no tags.
+    let scope = Arc::new(Scope::default());
     // Spans of one service instance share one resource.
     let mut resources: Vec<Arc<Resource>> = Vec::new();
     for (i, z) in spans.into_iter().enumerate() {

@@ -15,7 +15,7 @@ use super::{ZEndpoint, ZSpan, hex_bytes, to_model};
 use crate::Limits;
 use crate::otlp::{DecodeError, Decoded};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 struct V1Span {
     trace_id: String,
@@ -186,6 +186,152 @@ fn convert(s: V1Span) -> Result<Vec<ZSpan>, String> {
         }
     }
     Ok(out)
+}
+
+/// Decodes a v1 Thrift body: a binary-protocol `list<zipkincore.Span>`
+/// (field ids from the published zipkinCore.thrift).
+pub fn decode_v1_thrift(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+    use crate::jaeger::thrift::{Protocol, TValue, read_list};
+    let list = read_list(bytes, Protocol::Binary)
+        .map_err(|e| DecodeError::Thrift(format!("expected a list of Zipkin v1 spans: {e}")))?;
+    fn get(f: &[(i16, TValue)], id: i16) -> Option<&TValue> {
+        f.iter().find(|(i, _)| *i == id).map(|(_, v)| v)
+    }
+    fn int(f: &[(i16, TValue)], id: i16) -> Option<i64> {
+        match get(f, id)? {
+            TValue::I64(v) => Some(*v),
+            TValue::I32(v) => Some(*v as i64),
+            TValue::I16(v) => Some(*v as i64),
+            _ => None,
+        }
+    }
+    fn string(f: &[(i16, TValue)], id: i16) -> Option<String> {
+        match get(f, id)? {
+            TValue::Binary(b) => Some(String::from_utf8_lossy(b).into_owned()),
+            _ => None,
+        }
+    }
+    fn endpoint(f: &[(i16, TValue)], id: i16) -> Option<JEndpoint> {
+        let TValue::Struct(e) = get(f, id)? else {
+            return None;
+        };
+        let ipv4 = int(e, 1)
+            .filter(|v| *v != 0)
+            .map(|v| std::net::Ipv4Addr::from(v as u32).to_string());
+        let ipv6 = match get(e, 4) {
+            Some(TValue::Binary(b)) if b.len() == 16 => {
+                let a: [u8; 16] = b.as_slice().try_into().ok()?;
+                Some(std::net::Ipv6Addr::from(a).to_string())
+            }
+            _ => None,
+        };
+        Some(JEndpoint {
+            service_name: string(e, 3),
+            ipv4,
+            ipv6,
+            port: int(e, 2).map(|p| p as u16),
+        })
+    }
+    fn structs(v: Option<&TValue>) -> Vec<&Vec<(i16, TValue)>> {
+        match v {
+            Some(TValue::List(items)) => items
+                .iter()
+                .filter_map(|i| match i {
+                    TValue::Struct(s) => Some(s),
+                    _ => None,
+                })
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+    let mut pre = Decoded::default();
+    let mut spans = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let TValue::Struct(f) = item else {
+            pre.reject(format!("span {i}: not a struct"));
+            continue;
+        };
+        let high = int(f, 12).unwrap_or(0);
+        let low = int(f, 1).unwrap_or(0);
+        let trace_id = if high != 0 {
+            format!("{high:016x}{low:016x}")
+        } else {
+            format!("{low:016x}")
+        };
+        let v1 = V1Span {
+            trace_id,
+            id: format!("{:016x}", int(f, 4).unwrap_or(0)),
+            parent_id: int(f, 5).filter(|p| *p != 0).map(|p| format!("{p:016x}")),
+            name: string(f, 3),
+            timestamp: int(f, 10).map(|t| t.max(0) as u64),
+            duration: int(f, 11).map(|t| t.max(0) as u64),
+            debug: match get(f, 9) {
+                Some(TValue::Bool(b)) => Some(*b),
+                _ => None,
+            },
+            annotations: structs(get(f, 6))
+                .into_iter()
+                .map(|a| V1Annotation {
+                    timestamp: int(a, 1).unwrap_or(0).max(0) as u64,
+                    value: string(a, 2).unwrap_or_default(),
+                    endpoint: endpoint(a, 3),
+                })
+                .collect(),
+            binary_annotations: structs(get(f, 8))
+                .into_iter()
+                .map(|b| {
+                    let raw = match get(b, 2) {
+                        Some(TValue::Binary(v)) => v.clone(),
+                        _ => Vec::new(),
+                    };
+                    let be = |n: usize| -> Option<[u8; 8]> {
+                        (raw.len() == n).then(|| {
+                            let mut a = [0u8; 8];
+                            a[8 - n..].copy_from_slice(&raw);
+                            a
+                        })
+                    };
+                    let value = match int(b, 3).unwrap_or(6) {
+                        0 => Value::Bool(raw.first() == Some(&1)),
+                        2..=4 => {
+                            let n = match int(b, 3) {
+                                Some(2) => 2,
+                                Some(3) => 4,
+                                _ => 8,
+                            };
+                            match be(n) {
+                                Some(a) => {
+                                    let v = i64::from_be_bytes(a);
+                                    // Sign-extend the narrower widths.
+                                    let shift = 64 - 8 * n as u32;
+                                    Value::from((v << shift) >> shift)
+                                }
+                                None => Value::String(String::new()),
+                            }
+                        }
+                        5 => be(8)
+                            .map(|a| Value::from(f64::from_be_bytes(a)))
+                            .unwrap_or(Value::Null),
+                        1 => {
+                            use base64::Engine;
+                            Value::String(base64::engine::general_purpose::STANDARD.encode(&raw))
+                        }
+                        _ => Value::String(String::from_utf8_lossy(&raw).into_owned()),
+                    };
+                    V1Binary {
+                        key: string(b, 1).unwrap_or_default(),
+                        value,
+                        endpoint: endpoint(b, 4),
+                    }
+                })
+                .collect(),
+        };
+        match convert(v1) {
+            Ok(z) => spans.extend(z),
+            Err(why) => pre.reject(format!("span {i}: {why}")),
+        }
+    }
+    to_model(spans, pre, limits)
 }
 
 /// Decodes a v1 JSON list of spans.
