@@ -56,6 +56,7 @@ class Waymark:
     jaeger_binary_port: int
     jaeger_http_port: int
     sampling_port: int
+    jaeger_grpc_port: int
     data_dir: Path
     log_path: Path
     process: subprocess.Popen
@@ -109,7 +110,8 @@ def waymark(tmp_path_factory):
     data_dir = base / "data"
     data_dir.mkdir()
     log_path = base / "waymark.stderr.log"
-    p_grpc, p_http, p_query, p_admin, p_zipkin, p_jc, p_jb, p_jh, p_sampling = _free_ports(9)
+    (p_grpc, p_http, p_query, p_admin, p_zipkin, p_jc, p_jb, p_jh, p_sampling,
+     p_jgrpc) = _free_ports(10)
     argv = [
         str(binary), "all-in-one",
         "--data-dir", str(data_dir),
@@ -122,11 +124,12 @@ def waymark(tmp_path_factory):
         "--jaeger-binary-listen", f"127.0.0.1:{p_jb}",
         "--jaeger-http-listen", f"127.0.0.1:{p_jh}",
         "--sampling-listen", f"127.0.0.1:{p_sampling}",
+        "--jaeger-grpc-listen", f"127.0.0.1:{p_jgrpc}",
     ]
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, cwd=base)
-    server = Waymark(p_grpc, p_http, p_query, p_admin, p_zipkin, p_jc, p_jb, p_jh, p_sampling,
+    server = Waymark(p_grpc, p_http, p_query, p_admin, p_zipkin, p_jc, p_jb, p_jh, p_sampling, p_jgrpc,
                      data_dir, log_path, proc)
     _SERVER = server
     try:

@@ -60,7 +60,8 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
                               "--jaeger-compact-listen", "127.0.0.1:0",
                               "--jaeger-binary-listen", "127.0.0.1:0",
                               "--jaeger-http-listen", "127.0.0.1:0",
-                              "--sampling-listen", "127.0.0.1:0"], tmp_path, "collector")
+                              "--sampling-listen", "127.0.0.1:0",
+                              "--jaeger-grpc-listen", "127.0.0.1:0"], tmp_path, "collector")
     query = None
     try:
         _wait_ready(cadmin, collector, cerr)
@@ -165,7 +166,8 @@ def test_unknown_config_key_is_named(tmp_path):
                         "--jaeger-compact-listen", "127.0.0.1:0",
                         "--jaeger-binary-listen", "127.0.0.1:0",
                         "--jaeger-http-listen", "127.0.0.1:0",
-                        "--sampling-listen", "127.0.0.1:0"],
+                        "--sampling-listen", "127.0.0.1:0",
+                        "--jaeger-grpc-listen", "127.0.0.1:0"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "retension" in r.stderr, r.stderr
@@ -182,7 +184,8 @@ def test_environment_overrides(tmp_path):
                WAYMARK_JAEGER_COMPACT_LISTEN="127.0.0.1:0",
                WAYMARK_JAEGER_BINARY_LISTEN="127.0.0.1:0",
                WAYMARK_JAEGER_HTTP_LISTEN="127.0.0.1:0",
-               WAYMARK_SAMPLING_LISTEN="127.0.0.1:0")
+               WAYMARK_SAMPLING_LISTEN="127.0.0.1:0",
+               WAYMARK_JAEGER_GRPC_LISTEN="127.0.0.1:0")
     err = open(tmp_path / "env.stderr", "wb")
     proc = subprocess.Popen([str(binary_path())], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

@@ -128,7 +128,7 @@ class WaymarkServer:
                 f"`cargo build -p waymark` or set WAYMARK_BIN")
         (self.grpc_port, self.http_port, self.query_port, self.admin_port,
          self.zipkin_port, self.jaeger_compact_port, self.jaeger_binary_port,
-         self.jaeger_http_port, self.sampling_port) = free_ports(9)
+         self.jaeger_http_port, self.sampling_port, self.jaeger_grpc_port) = free_ports(10)
         if self.stderr_path is not None:
             self.past_logs.append((self.stderr_path, self.exited_at))
         self.generation = next(_counter)
@@ -148,6 +148,7 @@ class WaymarkServer:
             "--jaeger-binary-listen", f"127.0.0.1:{self.jaeger_binary_port}",
             "--jaeger-http-listen", f"127.0.0.1:{self.jaeger_http_port}",
             "--sampling-listen", f"127.0.0.1:{self.sampling_port}",
+            "--jaeger-grpc-listen", f"127.0.0.1:{self.jaeger_grpc_port}",
             *self.extra_args,
         ]
         self.args = args

@@ -79,3 +79,52 @@ export const getDependencies = (endTs: number, lookback: number, signal?: AbortS
   request<DependencyLink[] | null>(`/api/dependencies?endTs=${endTs}&lookback=${lookback}`, signal).then(
     (d) => d ?? [],
   );
+
+/** The trace as OTLP JSON from the api_v3 gateway, as served (pretty-printed). */
+export async function getOtlpTrace(id: string, signal?: AbortSignal): Promise<string> {
+  let res: Response;
+  try {
+    res = await fetch(`/api/v3/traces/${encodeURIComponent(id)}`, { headers: { Accept: 'application/json' }, signal });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new ApiError(0, `cannot reach the Waymark server (${(e as Error).message})`);
+  }
+  const text = await res.text();
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new ApiError(res.status, `HTTP ${res.status} ${res.statusText}`);
+  }
+  if (!res.ok) {
+    const b = body as { error?: { message?: string }; errors?: { msg?: string }[] };
+    throw new ApiError(res.status, b.error?.message ?? b.errors?.[0]?.msg ?? `HTTP ${res.status} ${res.statusText}`);
+  }
+  return JSON.stringify(body, null, 2);
+}
+
+/** OTLP JSON in, Jaeger traces out; the server stores nothing. */
+export async function transformOtlp(body: string, signal?: AbortSignal): Promise<JaegerTrace[]> {
+  let res: Response;
+  try {
+    res = await fetch('/api/transform', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', Accept: 'application/json' },
+      body,
+      signal,
+    });
+  } catch (e) {
+    if ((e as Error).name === 'AbortError') throw e;
+    throw new ApiError(0, `cannot reach the Waymark server (${(e as Error).message})`);
+  }
+  let parsed: { data?: JaegerTrace[] | null; errors?: { code?: number; msg?: string }[] | null };
+  const text = await res.text();
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ApiError(res.status, `HTTP ${res.status} ${res.statusText}`);
+  }
+  const err = parsed.errors?.[0];
+  if (!res.ok || err) throw new ApiError(err?.code ?? res.status, err?.msg ?? `HTTP ${res.status} ${res.statusText}`);
+  return parsed.data ?? [];
+}

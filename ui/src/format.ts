@@ -39,19 +39,58 @@ export function parseDuration(text: string): number | null {
 
 const pad = (n: number, w = 2) => String(n).padStart(w, '0');
 
-/** Local date and time with milliseconds, from µs since the epoch. */
-export function formatDateTime(us: number): string {
-  const d = new Date(us / 1000);
+// Times are shown in the browser's zone or in UTC; the choice is kept in
+// localStorage and applies to every page.
+const TZ_KEY = 'waymark.timeZone';
+export type TimeZoneMode = 'local' | 'utc';
+let tzMode: TimeZoneMode = readTz();
+const tzListeners = new Set<() => void>();
+
+function readTz(): TimeZoneMode {
+  try {
+    return globalThis.localStorage?.getItem(TZ_KEY) === 'utc' ? 'utc' : 'local';
+  } catch {
+    return 'local';
+  }
+}
+
+export const timeZoneMode = () => tzMode;
+
+export function setTimeZoneMode(mode: TimeZoneMode) {
+  tzMode = mode;
+  try {
+    globalThis.localStorage?.setItem(TZ_KEY, mode);
+  } catch {
+    // private mode: the choice lasts for this page only
+  }
+  tzListeners.forEach((l) => l());
+}
+
+export function onTimeZoneChange(l: () => void): () => void {
+  tzListeners.add(l);
+  return () => void tzListeners.delete(l);
+}
+
+/** Calendar fields of a Date in the chosen zone. */
+function fields(d: Date, mode = tzMode) {
+  return mode === 'utc'
+    ? { y: d.getUTCFullYear(), mo: d.getUTCMonth(), d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds(), ms: d.getUTCMilliseconds() }
+    : { y: d.getFullYear(), mo: d.getMonth(), d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds(), ms: d.getMilliseconds() };
+}
+
+/** Date and time with milliseconds in the chosen zone ("… UTC" in UTC), from µs since the epoch. */
+export function formatDateTime(us: number, mode = tzMode): string {
+  const f = fields(new Date(us / 1000), mode);
   return (
-    `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ` +
-    `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}.${pad(d.getMilliseconds(), 3)}`
+    `${f.y}-${pad(f.mo + 1)}-${pad(f.d)} ${pad(f.h)}:${pad(f.mi)}:${pad(f.s)}.${pad(f.ms, 3)}` +
+    (mode === 'utc' ? ' UTC' : '')
   );
 }
 
 export function formatClock(ms: number, withSeconds = true, withMillis = false): string {
-  const d = new Date(ms);
-  const s = withSeconds ? `:${pad(d.getSeconds())}${withMillis ? `.${pad(d.getMilliseconds(), 3)}` : ''}` : '';
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}${s}`;
+  const f = fields(new Date(ms));
+  const s = withSeconds ? `:${pad(f.s)}${withMillis ? `.${pad(f.ms, 3)}` : ''}` : '';
+  return `${pad(f.h)}:${pad(f.mi)}${s}`;
 }
 
 /** "3 minutes ago", from µs since the epoch. */
@@ -85,15 +124,15 @@ export function lookbackMs(value: string): number | null {
   return LOOKBACKS.find((l) => l.value === value)?.ms ?? null;
 }
 
-/** `<input type=datetime-local>` value from ms since the epoch, and back. */
+/** `<input type=datetime-local>` value (in the chosen zone) from ms since the epoch, and back. */
 export function toLocalInput(ms: number): string {
-  const d = new Date(ms);
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const f = fields(new Date(ms));
+  return `${f.y}-${pad(f.mo + 1)}-${pad(f.d)}T${pad(f.h)}:${pad(f.mi)}`;
 }
 
 export function fromLocalInput(value: string): number | null {
   if (!value) return null;
-  const ms = new Date(value).getTime();
+  const ms = new Date(tzMode === 'utc' ? `${value}Z` : value).getTime();
   return Number.isFinite(ms) ? ms : null;
 }
 

@@ -1,9 +1,12 @@
 import { render } from 'preact';
-import { useState } from 'preact/hooks';
+import { useEffect, useState } from 'preact/hooks';
 import { Notice } from './components/common';
+import { onTimeZoneChange, setTimeZoneMode, timeZoneMode } from './format';
+import { ComparePage } from './pages/compare';
 import { DependenciesPage } from './pages/deps';
 import { SearchPage } from './pages/search';
 import { TracePage } from './pages/trace';
+import { UploadPage } from './pages/upload';
 import { Link, navigate, useLocation } from './router';
 import './styles.css';
 
@@ -36,18 +39,46 @@ function TraceLookup() {
   );
 }
 
+function TimeZoneToggle() {
+  const mode = timeZoneMode();
+  return (
+    <button
+      type="button"
+      class="btn btn-small tz-toggle"
+      data-testid="tz-toggle"
+      aria-label={`Times are shown in ${mode === 'utc' ? 'UTC' : 'local time'}; switch to ${mode === 'utc' ? 'local time' : 'UTC'}`}
+      title="Show times in UTC or in local time"
+      onClick={() => setTimeZoneMode(mode === 'utc' ? 'local' : 'utc')}
+    >
+      {mode === 'utc' ? 'UTC' : 'Local time'}
+    </button>
+  );
+}
+
 function App() {
   const loc = useLocation();
+  const [, setTick] = useState(0);
+  useEffect(() => onTimeZoneChange(() => setTick((t) => t + 1)), []);
   const path = loc.path.replace(/\/+$/, '') || '/';
   let page;
   let section = '';
   if (path === '/' || path === '/search') {
     section = 'search';
     page = <SearchPage query={loc.query} />;
+  } else if (path.startsWith('/trace/') && path.includes('...')) {
+    section = 'compare';
+    const [a, b] = path.slice('/trace/'.length).split('...').map((x) => decodeURIComponent(x));
+    page = <ComparePage key={`${a}...${b}`} a={a} b={b ?? ''} />;
+  } else if (path === '/compare') {
+    section = 'compare';
+    page = <ComparePage a="" b="" />;
   } else if (path.startsWith('/trace/')) {
     section = 'trace';
     const id = decodeURIComponent(path.slice('/trace/'.length));
-    page = <TracePage key={id} id={id} spanParam={loc.query.get('span')} />;
+    page = <TracePage key={id} id={id} query={loc.query} />;
+  } else if (path === '/upload') {
+    section = 'upload';
+    page = <UploadPage query={loc.query} />;
   } else if (path === '/dependencies') {
     section = 'dependencies';
     page = <DependenciesPage query={loc.query} />;
@@ -77,11 +108,18 @@ function App() {
           <Link href="/search" aria-current={section === 'search' ? 'page' : undefined}>
             Search
           </Link>
+          <Link href="/compare" aria-current={section === 'compare' ? 'page' : undefined}>
+            Compare
+          </Link>
           <Link href="/dependencies" aria-current={section === 'dependencies' ? 'page' : undefined}>
             Dependencies
           </Link>
+          <Link href="/upload" aria-current={section === 'upload' ? 'page' : undefined}>
+            Upload
+          </Link>
         </nav>
         <TraceLookup />
+        <TimeZoneToggle />
       </header>
       <div id="main" class="main">
         {page}

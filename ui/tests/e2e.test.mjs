@@ -2,6 +2,7 @@
 // built UI, and headless Chromium. See harness.mjs for the environment.
 
 import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import {
   api,
@@ -19,6 +20,15 @@ const T1 = 'e2e00000000000000000000000000001';
 const T2 = 'e2e00000000000000000000000000002';
 const BIG = 'e2e000000000000000000000000000b1';
 const BIG_SPANS = 5000;
+// parallel children: the critical path is root, work, db-write (see the unit test)
+const FORK = 'e2e000000000000000000000000000f1';
+// two versions of one request for the compare view
+const CMP_A = 'e2e000000000000000000000000000ca';
+const CMP_B = 'e2e000000000000000000000000000cb';
+// a trace that only ever exists in an uploaded file
+const UPLOADED = 'e2e000000000000000000000000000d1';
+// the browser's zone: five and a half hours from UTC, no daylight saving
+const ZONE = 'Asia/Kolkata';
 
 let server;
 let ui;
@@ -60,9 +70,37 @@ before(async () => {
     }),
   );
   await postOtlp(server, largeTrace(BIG, BIG_SPANS));
+  const f = (id, parent, name, s, e, extra = {}) => ({ traceId: FORK, spanId: `00000000000f00${id}`, parentSpanId: parent && `00000000000f00${parent}`, name, start: now + BigInt(s) * ms, end: now + BigInt(e) * ms, ...extra });
+  await postOtlp(
+    server,
+    otlpRequest({
+      'fork-gw': [f('01', null, 'GET /fork', 0, 100)],
+      'fork-worker': [
+        f('02', '01', 'auth', 10, 40, { attributes: { 'app.user': 'alice' } }),
+        f('03', '02', 'db-read', 15, 35),
+        f('04', '01', 'work', 20, 90),
+        f('05', '04', 'db-read', 30, 60),
+        f('06', '04', 'db-write', 50, 80),
+      ],
+    }),
+  );
+  const c = (trace, id, parent, name, s, e) => ({ traceId: trace, spanId: `${trace.slice(-2)}000000000000${id}`, parentSpanId: parent && `${trace.slice(-2)}000000000000${parent}`, name, start: now + BigInt(s) * ms, end: now + BigInt(e) * ms });
+  await postOtlp(
+    server,
+    otlpRequest({
+      'cmp-web': [c(CMP_A, '01', null, 'GET /cart', 0, 40), c(CMP_B, '01', null, 'GET /cart', 0, 60)],
+      'cmp-api': [c(CMP_A, '02', '01', 'load cart', 5, 30), c(CMP_B, '02', '01', 'load cart', 5, 50)],
+      'cmp-db': [c(CMP_A, '03', '02', 'SELECT', 6, 20), c(CMP_B, '03', '02', 'SELECT', 6, 20), c(CMP_B, '04', '02', 'SELECT', 21, 40)],
+      'cmp-cache': [c(CMP_A, '05', '01', 'get', 31, 35)],
+      'cmp-auth': [c(CMP_B, '05', '01', 'check', 51, 55)],
+    }),
+  );
   await waitForTrace(server, T1, 5);
   await waitForTrace(server, BIG, BIG_SPANS);
-  browser = await launchBrowser();
+  await waitForTrace(server, FORK, 6);
+  await waitForTrace(server, CMP_A, 4);
+  await waitForTrace(server, CMP_B, 5);
+  browser = await launchBrowser({ timezoneId: ZONE });
 });
 
 after(async () => {
@@ -302,6 +340,310 @@ describe('dependencies page', () => {
     await page.getByTestId('deps-graph').waitFor();
     const bg = await page.evaluate(() => getComputedStyle(document.body).backgroundColor);
     assert.equal(bg, 'rgb(18, 21, 27)');
+    await page.close();
+  });
+});
+
+/** µs from a formatted duration ("1.5ms", "120µs", "2s"). */
+function us(text) {
+  const m = /(-?[\d.]+)(µs|ms|s)/.exec(text);
+  return Number(m[1]) * { 'µs': 1, ms: 1e3, s: 1e6 }[m[2]];
+}
+
+describe('trace views', () => {
+  test('statistics: counts per operation match the trace, total is the span count, sortable', async () => {
+    const { body } = await api(server, `/api/traces/${FORK}`);
+    const t = body.data[0];
+    const expected = {};
+    for (const sp of t.spans) {
+      const k = `${t.processes[sp.processID].serviceName}|${sp.operationName}`;
+      expected[k] = (expected[k] ?? 0) + 1;
+    }
+    const page = await open(`/trace/${FORK}`);
+    await page.getByRole('tab', { name: 'Statistics' }).click();
+    await page.waitForURL(/view=stats/);
+    const table = page.getByTestId('stats-table');
+    await table.waitFor();
+    const got = await table.locator('tbody tr').evaluateAll((rows) =>
+      Object.fromEntries(rows.map((r) => [`${r.dataset.service}|${r.dataset.operation}`, Number(r.querySelector('[data-col=count]').dataset.value)])),
+    );
+    assert.deepEqual(got, expected);
+    assert.equal(got['fork-worker|db-read'], 2);
+    assert.equal(await page.getByTestId('stats-total-count').textContent(), '6');
+    // db-read: 20ms + 30ms; self time of the root: 100 - 80 ms
+    const cell = (svc, op, col) => table.locator(`tr[data-service="${svc}"][data-operation="${op}"] td[data-col=${col}]`).getAttribute('data-value');
+    assert.equal(Number(await cell('fork-worker', 'db-read', 'total')), 50_000);
+    assert.equal(Number(await cell('fork-worker', 'db-read', 'min')), 20_000);
+    assert.equal(Number(await cell('fork-worker', 'db-read', 'max')), 30_000);
+    assert.equal(Number(await cell('fork-gw', 'GET /fork', 'self')), 20_000);
+
+    // sort by count, descending then ascending
+    await table.locator('button[data-col=count]').click();
+    const counts = async () => (await table.locator('tbody td[data-col=count]').allTextContents()).map(Number);
+    assert.deepEqual(await counts(), [...(await counts())].sort((a, b) => b - a));
+    assert.equal((await counts())[0], 2);
+    await table.locator('button[data-col=count]').click();
+    assert.equal((await counts())[0], 1);
+    assert.equal(await table.locator('th[aria-sort=ascending]').count(), 1);
+
+    // per service
+    await page.getByRole('group', { name: 'Group by' }).getByRole('button', { name: 'Service', exact: true }).click();
+    assert.equal(await table.locator('tbody tr').count(), 2);
+
+    // the big trace: the rows add up to the span count
+    await page.goto(`${ui.url}/trace/${BIG}?view=stats`);
+    await page.getByTestId('stats-table').waitFor();
+    const sum = (await page.locator('tbody td[data-col=count]').allTextContents()).reduce((a, b) => a + Number(b), 0);
+    assert.equal(sum, BIG_SPANS);
+    assert.equal(await page.getByTestId('stats-total-count').textContent(), String(BIG_SPANS));
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('flamegraph: one rectangle per span, click zooms to the subtree', async () => {
+    const page = await open(`/trace/${FORK}?view=flamegraph`);
+    const svg = page.getByTestId('flamegraph');
+    await svg.waitFor();
+    assert.equal(await svg.locator('rect.flame-rect').count(), 6);
+    const width = Number(await svg.getAttribute('width'));
+    const rectWidth = async (id) => Number(await svg.locator(`rect[data-span-id="00000000000f00${id}"]`).getAttribute('width'));
+    assert.ok(Math.abs((await rectWidth('01')) - width) < 1, 'the root spans the width');
+    assert.ok(Math.abs((await rectWidth('02')) - width * 0.3) < 1, 'auth is 30% of the trace');
+
+    await svg.locator('g[data-span-id="00000000000f0004"]').click();
+    await page.waitForURL(/zoom=00000000000f0004/);
+    // the root (ancestor), work, and its two children
+    assert.equal(await svg.locator('rect.flame-rect').count(), 4);
+    assert.ok(Math.abs((await rectWidth('04')) - width) < 1, 'the zoomed span fills the width');
+    assert.ok(Math.abs((await rectWidth('06')) - (width * 30) / 70) < 1);
+    assert.match(await page.getByTestId('flame-zoom').textContent(), /work/);
+
+    await page.getByRole('button', { name: 'Reset zoom' }).click();
+    await page.waitForURL((u) => !u.search.includes('zoom='));
+    assert.equal(await svg.locator('rect.flame-rect').count(), 6);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('raw JSON: Jaeger and OTLP, each downloadable', async () => {
+    const page = await open(`/trace/${T1}?view=json`);
+    const pre = page.getByTestId('json-text');
+    await pre.waitFor();
+    assert.match(await pre.textContent(), new RegExp(T1));
+    const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('json-download').click()]);
+    assert.equal(dl.suggestedFilename(), `trace-${T1}.json`);
+    const file = JSON.parse(await readFile(await dl.path(), 'utf8'));
+    assert.equal(file.data[0].traceID, T1);
+    assert.equal(file.data[0].spans.length, 5);
+
+    await page.getByRole('button', { name: 'OTLP JSON' }).click();
+    await page.locator('[data-testid=json-text][data-format=otlp]').waitFor();
+    const { body: v3 } = await api(server, `/api/v3/traces/${T1}`);
+    const otlpText = await pre.textContent();
+    assert.deepEqual(JSON.parse(otlpText), v3);
+    const [dl2] = await Promise.all([page.waitForEvent('download'), page.getByTestId('json-download').click()]);
+    assert.equal(dl2.suggestedFilename(), `trace-${T1}.otlp.json`);
+    const otlp = JSON.parse(await readFile(await dl2.path(), 'utf8'));
+    assert.equal(otlp.result.resourceSpans.flatMap((r) => r.scopeSpans.flatMap((s) => s.spans)).length, 5);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+});
+
+describe('timeline tools', () => {
+  const critical = (page) => page.locator('.tl-row.critical').evaluateAll((rows) => rows.map((r) => r.dataset.spanId).sort());
+
+  test('critical path: root, the last-finishing child, and its last-finishing child', async () => {
+    const page = await open(`/trace/${FORK}`);
+    await page.getByTestId('timeline').waitFor();
+    assert.deepEqual(await critical(page), ['00000000000f0001', '00000000000f0004', '00000000000f0006']);
+    // the path's segments are drawn on the bars
+    assert.ok((await page.locator('.tl-cp').count()) >= 5);
+    await page.getByLabel('Critical path').uncheck();
+    await page.waitForURL(/cp=0/);
+    assert.deepEqual(await critical(page), []);
+
+    // a generated trace: the root is on the path and the path reaches the span that ends last
+    const { body } = await api(server, `/api/traces/${T1}`);
+    const spans = body.data[0].spans;
+    const last = spans.reduce((a, b) => (a.startTime + a.duration >= b.startTime + b.duration ? a : b));
+    await page.goto(`${ui.url}/trace/${T1}`);
+    await page.getByTestId('timeline').waitFor();
+    const path = await critical(page);
+    assert.ok(path.includes('0000000000000a01'));
+    assert.ok(path.includes(last.spanID));
+    await page.close();
+  });
+
+  test('minimap: dragging narrows the time axis; reset restores it', async () => {
+    const page = await open(`/trace/${FORK}`);
+    const map = page.getByTestId('minimap');
+    await map.waitFor();
+    const ticks = () => page.locator('[data-testid=timeline-axis] .tl-tick').allTextContents();
+    const before = await ticks();
+    assert.equal(us(before[0]), 0);
+    assert.equal(us(before[before.length - 1]), 100_000);
+    const box = await map.boundingBox();
+    await page.mouse.move(box.x + box.width * 0.2, box.y + box.height / 2);
+    await page.mouse.down();
+    await page.mouse.move(box.x + box.width * 0.35, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.move(box.x + box.width * 0.5, box.y + box.height / 2, { steps: 4 });
+    await page.mouse.up();
+    const after = await ticks();
+    const [a, b] = [us(after[0]), us(after[after.length - 1])];
+    assert.ok(Math.abs(a - 20_000) < 1500 && Math.abs(b - 50_000) < 1500, `window ${after[0]}..${after[after.length - 1]}`);
+    // a bar outside the window is pushed out of view: the root now overflows on both sides
+    const left = await page.locator('.tl-row[data-span-id="00000000000f0001"] .tl-bar').evaluate((el) => parseFloat(el.style.left));
+    assert.ok(left < 0);
+    await page.getByRole('button', { name: 'Reset zoom' }).click();
+    assert.deepEqual(await ticks(), before);
+    await page.close();
+  });
+
+  test('find in the trace: a tag value highlights its span; only-matches filters the rows', async () => {
+    const page = await open(`/trace/${T1}`);
+    await page.getByTestId('timeline').waitFor();
+    await page.getByLabel('Find in trace').fill('app.customer=c-42');
+    await page.waitForURL(/find=app.customer/);
+    assert.equal(await page.getByTestId('find-count').textContent(), '1 match');
+    assert.deepEqual(await page.locator('.tl-row.match').evaluateAll((r) => r.map((x) => x.dataset.spanId)), ['0000000000000a02']);
+    await page.getByLabel('Find in trace').press('Enter');
+    await page.waitForURL(/span=0000000000000a02/);
+
+    await page.getByLabel('Find in trace').fill('shop-api');
+    assert.equal(await page.getByTestId('find-count').textContent(), '2 matches');
+    assert.equal(await page.locator('.tl-row').count(), 5);
+    await page.getByLabel('Only matches').check();
+    await page.waitForURL(/only=1/);
+    assert.equal(await page.locator('.tl-row').count(), 2);
+    assert.equal(await page.locator('.tl-row.match').count(), 2);
+    // the URL reproduces the filtered view
+    await page.reload();
+    await page.getByTestId('timeline').waitFor();
+    assert.equal(await page.locator('.tl-row').count(), 2);
+    await page.close();
+  });
+
+  test('UTC or local time: the toggle changes every time shown and is remembered', async () => {
+    const { body } = await api(server, `/api/traces/${FORK}`);
+    const startUs = Math.min(...body.data[0].spans.map((s) => s.startTime));
+    const d = new Date(startUs / 1000);
+    const p = (n, w = 2) => String(n).padStart(w, '0');
+    const utc = `${d.getUTCFullYear()}-${p(d.getUTCMonth() + 1)}-${p(d.getUTCDate())} ${p(d.getUTCHours())}:${p(d.getUTCMinutes())}:${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)} UTC`;
+    const k = new Date(startUs / 1000 + 5.5 * 3600e3); // Asia/Kolkata
+    const local = `${k.getUTCFullYear()}-${p(k.getUTCMonth() + 1)}-${p(k.getUTCDate())} ${p(k.getUTCHours())}:${p(k.getUTCMinutes())}:${p(k.getUTCSeconds())}.${p(k.getUTCMilliseconds(), 3)}`;
+
+    const page = await open(`/trace/${FORK}`);
+    const start = page.getByTestId('trace-start');
+    await start.waitFor();
+    assert.equal(await start.textContent(), local);
+    await page.getByTestId('tz-toggle').click();
+    assert.equal(await start.textContent(), utc);
+    await page.reload();
+    await start.waitFor();
+    assert.equal(await start.textContent(), utc, 'kept across reloads');
+    // the search page's times follow too
+    await page.goto(`${ui.url}/search?service=fork-gw&lookback=1h`);
+    await page.locator('.result-time').first().waitFor();
+    assert.match(await page.locator('.result-time').first().getAttribute('title'), / UTC$/);
+    await page.getByTestId('tz-toggle').click();
+    assert.doesNotMatch(await page.locator('.result-time').first().getAttribute('title'), /UTC/);
+    await page.close();
+  });
+});
+
+describe('compare', () => {
+  test('two results ticked on the search page open a merged tree with A-only, B-only and shared nodes', async () => {
+    const page = await open('/search?service=cmp-web&lookback=1h');
+    await page.getByTestId('result-count').waitFor();
+    await page.locator(`.result[data-trace-id="${CMP_A}"] .result-pick`).check();
+    await page.locator(`.result[data-trace-id="${CMP_B}"] .result-pick`).check();
+    await page.getByTestId('compare-bar').getByRole('button', { name: 'Compare' }).click();
+    await page.waitForURL(`**/trace/${CMP_A}...${CMP_B}`);
+    const table = page.getByTestId('compare-table');
+    await table.waitFor();
+    const rows = await table.locator('tbody tr').evaluateAll((trs) =>
+      trs.map((r) => ({ op: r.dataset.operation, status: r.dataset.status, dc: Number(r.dataset.countDelta), dd: Number(r.dataset.durationDelta) })),
+    );
+    const by = Object.fromEntries(rows.map((r) => [r.op, r]));
+    assert.equal(rows.length, 5);
+    assert.equal(by.get.status, 'a-only');
+    assert.equal(by.check.status, 'b-only');
+    assert.equal(by['GET /cart'].status, 'both');
+    assert.equal(by['GET /cart'].dd, 20_000);
+    assert.equal(by['load cart'].status, 'both');
+    assert.equal(by.SELECT.status, 'both');
+    assert.equal(by.SELECT.dc, 1);
+    assert.equal(await page.getByTestId('count-a-only').textContent(), 'Only in A: 1');
+    assert.equal(await page.getByTestId('count-b-only').textContent(), 'Only in B: 1');
+    assert.equal(await page.getByTestId('count-both').textContent(), 'In both: 3');
+    // markers are visible: colour-coded rows
+    const colors = await table.locator('tbody tr').evaluateAll((trs) => new Set(trs.map((r) => getComputedStyle(r).backgroundColor)).size);
+    assert.ok(colors >= 3);
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('a missing trace in a comparison is reported', async () => {
+    const page = await open(`/trace/${CMP_A}...0123456789abcdef0123456789abcdef`);
+    await page.getByTestId('api-error').waitFor();
+    assert.match(await page.getByTestId('api-error').textContent(), /trace B/);
+    await page.close();
+  });
+});
+
+describe('upload', () => {
+  test('a Jaeger JSON file opens in the trace view, the envelope and a bare trace', async () => {
+    const { body } = await api(server, `/api/traces/${FORK}`);
+    const page = await open('/upload');
+    await page.getByTestId('upload-input').setInputFiles({ name: 'fork.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify(body)) });
+    await page.waitForURL(`**/upload?trace=${FORK}`);
+    await page.getByTestId('trace-header').waitFor();
+    assert.equal(await page.getByTestId('trace-span-count').textContent(), '6');
+    // the views work on an uploaded trace
+    await page.getByRole('tab', { name: 'Statistics' }).click();
+    await page.waitForURL(/upload\?trace=.*view=stats/);
+    assert.equal(await page.getByTestId('stats-total-count').textContent(), '6');
+
+    await page.goto(`${ui.url}/upload`);
+    await page.getByTestId('upload-input').setInputFiles({ name: 't1.json', mimeType: 'application/json', buffer: Buffer.from(JSON.stringify((await api(server, `/api/traces/${T1}`)).body.data[0])) });
+    await page.waitForURL(`**/upload?trace=${T1}`);
+    assert.equal(await page.getByTestId('trace-span-count').textContent(), '5');
+    assert.deepEqual(page.errors, []);
+    await page.close();
+  });
+
+  test('an OTLP JSON file is converted by the server, shown, and not stored', async () => {
+    const now = BigInt(Date.now()) * 1_000_000n;
+    const spans = Array.from({ length: 7 }, (_, i) => ({
+      traceId: UPLOADED,
+      spanId: `00000000000d00${String(i + 1).padStart(2, '0')}`,
+      parentSpanId: i ? '00000000000d0001' : undefined,
+      name: i ? `step ${i}` : 'upload root',
+      start: now + BigInt(i) * 1_000_000n,
+      end: now + BigInt(i + 10) * 1_000_000n,
+    }));
+    const file = JSON.stringify(otlpRequest({ 'file-svc': spans.slice(0, 3), 'file-db': spans.slice(3) }));
+    const page = await open('/upload');
+    await page.getByTestId('upload-input').setInputFiles({ name: 'otlp.json', mimeType: 'application/json', buffer: Buffer.from(file) });
+    await page.waitForURL(`**/upload?trace=${UPLOADED}`);
+    await page.getByTestId('trace-header').waitFor();
+    assert.equal(await page.getByTestId('trace-span-count').textContent(), '7');
+    assert.equal(await page.getByTestId('trace-services').textContent(), '2');
+    assert.match(await page.locator('.trace-name').textContent(), /file-svc: upload root/);
+    // the original OTLP is the JSON view's OTLP form
+    await page.getByRole('tab', { name: 'JSON' }).click();
+    await page.getByRole('button', { name: 'OTLP JSON' }).click();
+    assert.deepEqual(JSON.parse(await page.locator('[data-testid=json-text][data-format=otlp]').textContent()), JSON.parse(file));
+    const { status } = await api(server, `/api/traces/${UPLOADED}`);
+    assert.equal(status, 404, 'the uploaded trace is not stored');
+
+    // a file that is neither
+    await page.goto(`${ui.url}/upload`);
+    await page.getByTestId('upload-input').setInputFiles({ name: 'junk.json', mimeType: 'application/json', buffer: Buffer.from('{"hello":1}') });
+    await page.getByTestId('upload-error').waitFor();
+    assert.match(await page.getByTestId('upload-error').textContent(), /junk\.json: this is neither/);
+    assert.deepEqual(page.errors, []);
     await page.close();
   });
 });

@@ -195,8 +195,11 @@ export async function startUi(server) {
   };
 }
 
-/** Headless Debian Chromium with a fresh profile. */
-export async function launchBrowser() {
+/**
+ * Headless Debian Chromium with a fresh profile. `timezoneId` (an IANA zone)
+ * makes "local time" differ from UTC whatever the machine's zone.
+ */
+export async function launchBrowser({ timezoneId } = {}) {
   const { chromium } = await import('playwright-core');
   const profile = mkdtempSync(join(tmpdir(), 'waymark-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -212,6 +215,8 @@ export async function launchBrowser() {
       '--no-first-run',
     ],
     viewport: { width: 1280, height: 720 },
+    acceptDownloads: true,
+    ...(timezoneId ? { timezoneId } : {}),
   });
   return {
     context,

@@ -122,7 +122,8 @@ pub fn trace(t: &AdjustedTrace) -> Value {
             .iter()
             .map(|e| {
                 let mut fields = Vec::with_capacity(e.attributes.len() + 1);
-                if !e.attributes.iter().any(|kv| kv.key == "event") {
+                // A log that had no `event` field (an unnamed event) gets none.
+                if !e.name.is_empty() && !e.attributes.iter().any(|kv| kv.key == "event") {
                     fields.push(str_tag("event", &e.name));
                 }
                 fields.extend(tags(&e.attributes));

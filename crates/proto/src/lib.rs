@@ -45,6 +45,13 @@ pub mod google {
     }
 }
 
+/// Jaeger's api_v2 model, collector and sampling services.
+pub mod jaeger {
+    pub mod api_v2 {
+        include!("gen/jaeger.api_v2.rs");
+    }
+}
+
 /// Zipkin's v2 span model (`zipkin.proto3`).
 pub mod zipkin {
     include!("gen/zipkin.proto3.rs");

@@ -10,7 +10,8 @@
 //! legacy `GET /?service=` (enums as numbers), and `GET /api/sampling?service=`
 //! on the collector's HTTP port.
 //!
-//! Not here yet: adaptive sampling and the gRPC `SamplingManager`.
+//! The gRPC `jaeger.api_v2.SamplingManager` answers the same strategies
+//! ([`SamplingGrpc`]). Not here yet: adaptive sampling.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -325,6 +326,81 @@ pub fn collector_router(store: StrategyStore) -> Router {
     Router::new()
         .route("/api/sampling", get(sampling))
         .with_state(store)
+}
+
+/// `jaeger.api_v2.SamplingManager` over gRPC (served on 14250).
+pub struct SamplingGrpc {
+    pub store: StrategyStore,
+}
+
+/// The proto form of a response built by [`Strategies::response`].
+pub fn to_proto(v: &Value) -> waymark_proto::jaeger::api_v2::SamplingStrategyResponse {
+    use waymark_proto::jaeger::api_v2 as pb;
+    let prob = |v: &Value| pb::ProbabilisticSamplingStrategy {
+        sampling_rate: v["samplingRate"].as_f64().unwrap_or(0.0),
+    };
+    pb::SamplingStrategyResponse {
+        strategy_type: match v["strategyType"].as_str() {
+            Some("RATE_LIMITING") => pb::SamplingStrategyType::RateLimiting as i32,
+            _ => pb::SamplingStrategyType::Probabilistic as i32,
+        },
+        probabilistic_sampling: v.get("probabilisticSampling").map(prob),
+        rate_limiting_sampling: v.get("rateLimitingSampling").map(|r| {
+            pb::RateLimitingSamplingStrategy {
+                max_traces_per_second: r["maxTracesPerSecond"].as_i64().unwrap_or(0) as i32,
+            }
+        }),
+        operation_sampling: v.get("operationSampling").map(|o| {
+            pb::PerOperationSamplingStrategies {
+                default_sampling_probability: o["defaultSamplingProbability"]
+                    .as_f64()
+                    .unwrap_or(0.0),
+                default_lower_bound_traces_per_second: o["defaultLowerBoundTracesPerSecond"]
+                    .as_f64()
+                    .unwrap_or(0.0),
+                per_operation_strategies: o["perOperationStrategies"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|p| pb::OperationSamplingStrategy {
+                        operation: p["operation"].as_str().unwrap_or_default().to_string(),
+                        probabilistic_sampling: Some(prob(&p["probabilisticSampling"])),
+                    })
+                    .collect(),
+                default_upper_bound_traces_per_second: 0.0,
+            }
+        }),
+    }
+}
+
+#[tonic::async_trait]
+impl waymark_proto::jaeger::api_v2::sampling_manager_server::SamplingManager for SamplingGrpc {
+    async fn get_sampling_strategy(
+        &self,
+        request: tonic::Request<waymark_proto::jaeger::api_v2::SamplingStrategyParameters>,
+    ) -> Result<
+        tonic::Response<waymark_proto::jaeger::api_v2::SamplingStrategyResponse>,
+        tonic::Status,
+    > {
+        let service = request.into_inner().service_name;
+        if service.is_empty() {
+            return Err(tonic::Status::invalid_argument(
+                "serviceName must be provided",
+            ));
+        }
+        Ok(tonic::Response::new(to_proto(
+            &self.store.get().response(&service, false),
+        )))
+    }
+}
+
+/// The sampling manager as gRPC routes, to serve beside the collector.
+pub fn grpc_routes(store: StrategyStore) -> tonic::service::Routes {
+    tonic::service::Routes::new(
+        waymark_proto::jaeger::api_v2::sampling_manager_server::SamplingManagerServer::new(
+            SamplingGrpc { store },
+        ),
+    )
 }
 
 #[cfg(test)]

@@ -56,6 +56,8 @@ pub struct ListenConfig {
     pub jaeger_http: SocketAddr,
     /// Sampling strategies for Jaeger clients (`/sampling`, legacy `/`).
     pub sampling: SocketAddr,
+    /// Jaeger collector gRPC (`CollectorService/PostSpans`, `SamplingManager`).
+    pub jaeger_grpc: SocketAddr,
     pub query: SocketAddr,
     pub admin: SocketAddr,
 }
@@ -70,6 +72,7 @@ impl Default for ListenConfig {
             jaeger_binary: "0.0.0.0:6832".parse().unwrap(),
             jaeger_http: "0.0.0.0:14268".parse().unwrap(),
             sampling: "0.0.0.0:5778".parse().unwrap(),
+            jaeger_grpc: "0.0.0.0:14250".parse().unwrap(),
             query: "0.0.0.0:16686".parse().unwrap(),
             admin: "0.0.0.0:14269".parse().unwrap(),
         }

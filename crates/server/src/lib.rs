@@ -23,6 +23,7 @@ use waymark_api::admin::{AdminState, StorageGauges};
 use waymark_api::{ApiMetrics, ApiState};
 use waymark_pipeline::{IngestMetrics, Pipeline, PipelineConfig};
 use waymark_query::{QueryOptions, QueryService};
+use waymark_receivers::jaeger::grpc::JaegerGrpcReceiver;
 use waymark_receivers::jaeger::http::JaegerHttpReceiver;
 use waymark_receivers::jaeger::thrift::Protocol;
 use waymark_receivers::jaeger::udp::JaegerUdpReceiver;
@@ -65,6 +66,7 @@ pub struct Bound {
     pub jaeger_binary: Option<SocketAddr>,
     pub jaeger_http: Option<SocketAddr>,
     pub sampling: Option<SocketAddr>,
+    pub jaeger_grpc: Option<SocketAddr>,
     pub query: Option<SocketAddr>,
 }
 
@@ -148,6 +150,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             bind_udp("Jaeger UDP (binary)", cfg.listen.jaeger_binary).await?,
             bind("Jaeger HTTP", cfg.listen.jaeger_http).await?,
             bind("sampling strategies", cfg.listen.sampling).await?,
+            bind("Jaeger gRPC", cfg.listen.jaeger_grpc).await?,
         ))
     } else {
         None
@@ -192,6 +195,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         jaeger_binary: None,
         jaeger_http: None,
         sampling: None,
+        jaeger_grpc: None,
         query: None,
     };
 
@@ -216,8 +220,9 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         bound.otlp_grpc = Some(grpc.local_addr()?);
         bound.otlp_http = Some(http.local_addr()?);
         bound.zipkin = Some(zipkin.local_addr()?);
-        let (jc, jb, jh, sl) = jaeger_listeners.unwrap();
+        let (jc, jb, jh, sl, jg) = jaeger_listeners.unwrap();
         bound.sampling = Some(sl.local_addr()?);
+        bound.jaeger_grpc = Some(jg.local_addr()?);
         let strategies = match &cfg.sampling.strategies_file {
             Some(p) => {
                 waymark_sampling::StrategyStore::watch(p.clone(), cfg.sampling.reload_interval)
@@ -265,8 +270,13 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             }),
             Box::new(JaegerHttpReceiver {
                 listener: jh,
+                ctx: ctx.clone(),
+                extra: Some(waymark_sampling::collector_router(strategies.clone())),
+            }),
+            Box::new(JaegerGrpcReceiver {
+                listener: jg,
                 ctx,
-                extra: Some(waymark_sampling::collector_router(strategies)),
+                extra: waymark_sampling::grpc_routes(strategies),
             }),
         ];
         for r in receivers {

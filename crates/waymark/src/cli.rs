@@ -63,6 +63,9 @@ pub struct ServerArgs {
     /// Jaeger collector HTTP, POST /api/traces with Thrift [default: 0.0.0.0:14268].
     #[arg(long, env = "WAYMARK_JAEGER_HTTP_LISTEN")]
     pub jaeger_http_listen: Option<SocketAddr>,
+    /// Jaeger collector gRPC: PostSpans and SamplingManager [default: 0.0.0.0:14250].
+    #[arg(long, env = "WAYMARK_JAEGER_GRPC_LISTEN")]
+    pub jaeger_grpc_listen: Option<SocketAddr>,
     /// Sampling strategies for Jaeger clients: /sampling and legacy / [default: 0.0.0.0:5778].
     #[arg(long, env = "WAYMARK_SAMPLING_LISTEN")]
     pub sampling_listen: Option<SocketAddr>,
@@ -160,6 +163,9 @@ impl ServerArgs {
         }
         if let Some(v) = self.jaeger_http_listen {
             c.listen.jaeger_http = v;
+        }
+        if let Some(v) = self.jaeger_grpc_listen {
+            c.listen.jaeger_grpc = v;
         }
         if let Some(v) = self.sampling_listen {
             c.listen.sampling = v;
@@ -263,6 +269,7 @@ async fn serve(args: ServerArgs, mode: Mode) -> anyhow::Result<()> {
         jaeger_udp_binary = ?b.jaeger_binary,
         jaeger_http = ?b.jaeger_http,
         sampling = ?b.sampling,
+        jaeger_grpc = ?b.jaeger_grpc,
         query = ?b.query,
         admin = %b.admin,
         "waymark is serving"
@@ -301,6 +308,7 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         jaeger_compact_listen,
         jaeger_binary_listen,
         jaeger_http_listen,
+        jaeger_grpc_listen,
         sampling_listen,
         sampling_strategies_file,
         query_listen,

@@ -12,6 +12,8 @@ const ROOTS: &[&str] = &[
     "otlp/trace_service.proto",
     "google/rpc/status.proto",
     "zipkin/zipkin.proto",
+    "jaeger/api_v2/collector.proto",
+    "jaeger/api_v2/sampling.proto",
 ];
 
 fn main() -> anyhow::Result<()> {

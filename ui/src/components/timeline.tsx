@@ -4,6 +4,7 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { serviceColor } from '../colors';
 import { formatDuration } from '../format';
+import type { PathSegment } from '../analysis';
 import type { Span, TraceModel } from '../trace';
 
 export const ROW_HEIGHT = 26;
@@ -16,13 +17,21 @@ interface Props {
   rows: Span[];
   collapsed: Set<string>;
   selected: Span | null;
+  /** the visible time window, µs from the trace start */
+  window: [number, number];
+  /** critical-path segments per span id, or null when hidden */
+  path: Map<string, PathSegment[]> | null;
+  /** ids of the spans matching the in-trace search, or null */
+  matches: Set<string> | null;
   onSelect: (span: Span | null) => void;
   onToggle: (span: Span) => void;
   onExpandAll: () => void;
   onCollapseAll: () => void;
 }
 
-export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle, onExpandAll, onCollapseAll }: Props) {
+export function Timeline(props: Props) {
+  const { rows, collapsed, selected, path, matches, onSelect, onToggle, onExpandAll, onCollapseAll } = props;
+  const [w0, w1] = props.window;
   const body = useRef<HTMLDivElement>(null);
   const [scrollTop, setScrollTop] = useState(0);
   // Until measured, assume the body fills the window, so the very first
@@ -52,7 +61,8 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
 
   const first = Math.max(0, Math.floor(scrollTop / ROW_HEIGHT) - OVERSCAN);
   const last = Math.min(rows.length, Math.ceil((scrollTop + viewHeight) / ROW_HEIGHT) + OVERSCAN);
-  const total = model.duration || 1;
+  const span = w1 - w0 || 1;
+  const pct = (us: number) => ((us - w0) / span) * 100;
 
   const onKeyDown = (e: KeyboardEvent) => {
     const at = selectedRow;
@@ -105,8 +115,9 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
   const items = [];
   for (let i = first; i < last; i++) {
     const s = rows[i];
-    const left = (s.offset / total) * 100;
-    const width = (s.duration / total) * 100;
+    const left = pct(s.offset);
+    const width = (s.duration / span) * 100;
+    const segs = path?.get(s.id);
     const color = serviceColor(s.service);
     const isCollapsed = collapsed.has(s.id);
     const labelRight = left + width < 75;
@@ -114,7 +125,9 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
       <div
         key={s.index}
         id={`span-${s.id}`}
-        class={`tl-row${s === selected ? ' selected' : ''}${s.error ? ' error' : ''}`}
+        class={`tl-row${s === selected ? ' selected' : ''}${s.error ? ' error' : ''}${segs ? ' critical' : ''}${
+          matches?.has(s.id) ? ' match' : ''
+        }`}
         style={{ top: `${i * ROW_HEIGHT}px` }}
         role="treeitem"
         aria-level={s.depth + 1}
@@ -161,11 +174,30 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
             class="tl-bar"
             style={{ left: `${left}%`, width: `max(2px, ${width}%)`, background: color }}
           />
+          {segs?.map((g, k) => (
+            <div
+              key={k}
+              class="tl-cp"
+              style={{ left: `${pct(g.start)}%`, width: `max(2px, ${((g.end - g.start) / span) * 100}%)` }}
+            />
+          ))}
           <span
             class="tl-bar-label"
-            style={labelRight ? { left: `calc(${left + width}% + 4px)` } : { right: `calc(${100 - left}% + 4px)` }}
+            style={
+              left + width <= 0
+                ? { left: '4px' }
+                : left >= 100
+                  ? { right: '4px' }
+                  : labelRight
+                    ? { left: `calc(${left + width}% + 4px)` }
+                    : left > 20
+                      ? { right: `calc(${100 - left}% + 4px)` }
+                      : { left: `calc(${Math.max(0, left)}% + 4px)`, color: '#fff' }
+            }
           >
+            {left + width <= 0 ? '◂ ' : ''}
             {formatDuration(s.duration)}
+            {left >= 100 ? ' ▸' : ''}
           </span>
         </div>
       </div>,
@@ -184,14 +216,14 @@ export function Timeline({ model, rows, collapsed, selected, onSelect, onToggle,
             Collapse all
           </button>
         </div>
-        <div class="tl-bars tl-axis" aria-hidden="true">
+        <div class="tl-bars tl-axis" aria-hidden="true" data-testid="timeline-axis">
           {ticks.map((t) => (
             <span
               key={t}
               class="tl-tick"
               style={t === 1 ? { right: 0 } : { left: `${t * 100}%` }}
             >
-              {formatDuration(total * t)}
+              {formatDuration(w0 + span * t)}
             </span>
           ))}
         </div>

@@ -427,6 +427,10 @@ function Results({ params, sort }: { params: Params; sort: string }) {
   }, []);
 
   const sorted = useMemo(() => (res.state === 'ok' ? sortTraces(res.data, sort) : []), [res, sort]);
+  // Up to two traces ticked for comparison; ticking a third drops the oldest.
+  const [picked, setPicked] = useState<string[]>([]);
+  const pick = (id: string, on: boolean) =>
+    setPicked((p) => (on ? [...p.filter((x) => x !== id), id].slice(-2) : p.filter((x) => x !== id)));
 
   if (res.state === 'loading') return <Notice kind="loading" title="Searching…" />;
   if (res.state === 'error')
@@ -468,9 +472,38 @@ function Results({ params, sort }: { params: Params; sort: string }) {
           ))}
         </select>
       </div>
+      <div class="compare-bar" data-testid="compare-bar">
+        <span class="muted">
+          {picked.length === 0
+            ? 'Tick two traces to compare them.'
+            : picked.length === 1
+              ? 'Tick one more trace to compare.'
+              : `Compare ${picked[0].slice(0, 7)} (A) with ${picked[1].slice(0, 7)} (B).`}
+        </span>
+        <button
+          type="button"
+          class="btn btn-small"
+          disabled={picked.length !== 2}
+          onClick={() => navigate(`/trace/${picked[0]}...${picked[1]}`)}
+        >
+          Compare
+        </button>
+        {picked.length > 0 && (
+          <button type="button" class="btn btn-small" onClick={() => setPicked([])}>
+            Clear
+          </button>
+        )}
+      </div>
       <ol class="result-list" data-testid="result-list">
         {sorted.map((t) => (
-          <li key={t.traceID} class="result" data-trace-id={t.traceID}>
+          <li key={t.traceID} class="result with-pick" data-trace-id={t.traceID}>
+            <input
+              type="checkbox"
+              class="result-pick"
+              checked={picked.includes(t.traceID)}
+              aria-label={`Compare ${t.name} (${t.traceID.slice(0, 7)})`}
+              onChange={(e) => pick(t.traceID, e.currentTarget.checked)}
+            />
             <Link href={`/trace/${t.traceID}`} class="result-link">
               <div class="result-head">
                 <span class="result-name">{t.name}</span>

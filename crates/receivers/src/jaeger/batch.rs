@@ -1,5 +1,5 @@
-//! Jaeger's Thrift `Batch` (jaeger.thrift, field ids from the published IDL)
-//! mapped into the span model, the way Jaeger maps its own model to OTLP:
+//! Jaeger spans, from Thrift `Batch`es (jaeger.thrift, field ids from the
+//! published IDL) or api_v2 protobuf, mapped into the span model, the way Jaeger maps its own model to OTLP:
 //! the process is the resource, typed tags are attributes, `span.kind`,
 //! `error`, `otel.status_*`, `w3c.tracestate` and `otel.scope.*` tags move
 //! into their fields, logs become events (named by their `event` field), the
@@ -76,13 +76,6 @@ fn tags(list: &[TValue]) -> Vec<KeyValue> {
     structs(list).filter_map(|t| tag(t)).collect()
 }
 
-fn trace_id(high: i64, low: i64) -> Result<TraceId, String> {
-    let mut b = [0u8; 16];
-    b[..8].copy_from_slice(&high.to_be_bytes());
-    b[8..].copy_from_slice(&low.to_be_bytes());
-    TraceId::from_bytes(&b).map_err(|e| format!("trace id: {e}"))
-}
-
 fn text(v: &AnyValue) -> String {
     match v {
         AnyValue::String(s) => s.clone(),
@@ -90,9 +83,41 @@ fn text(v: &AnyValue) -> String {
     }
 }
 
-/// Converts a decoded `Batch` struct.
+/// A Jaeger span, whatever the encoding (Thrift or api_v2 protobuf), before
+/// it is mapped into the span model by [`to_model`].
+#[derive(Clone, Debug, Default)]
+pub struct JaegerSpan {
+    pub trace_id: [u8; 16],
+    pub span_id: u64,
+    pub parent_span_id: u64,
+    /// (0 = CHILD_OF, 1 = FOLLOWS_FROM, trace id, span id)
+    pub references: Vec<(i64, [u8; 16], u64)>,
+    pub operation_name: String,
+    pub flags: u32,
+    pub start_ns: u64,
+    pub duration_ns: u64,
+    pub tags: Vec<KeyValue>,
+    /// (timestamp ns, fields)
+    pub logs: Vec<(u64, Vec<KeyValue>)>,
+}
+
+/// A Jaeger process: the service name and its tags.
+#[derive(Clone, Debug, Default)]
+pub struct JaegerProcess {
+    pub service_name: String,
+    pub tags: Vec<KeyValue>,
+}
+
+fn ids(high: i64, low: i64) -> [u8; 16] {
+    let mut b = [0u8; 16];
+    b[..8].copy_from_slice(&high.to_be_bytes());
+    b[8..].copy_from_slice(&low.to_be_bytes());
+    b
+}
+
+/// Converts a decoded Thrift `Batch` struct.
 pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, DecodeError> {
-    let bad = |m: &str| DecodeError::Protobuf(format!("not a Jaeger Batch: {m}"));
+    let bad = |m: &str| DecodeError::Thrift(format!("not a Jaeger Batch: {m}"));
     let process = match field(batch, 1) {
         Some(TValue::Struct(p)) => p,
         _ => return Err(bad("process (field 1) missing")),
@@ -101,34 +126,91 @@ pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, Decode
         Some(TValue::List(s)) => s,
         _ => return Err(bad("spans (field 2) missing")),
     };
-    if spans.len() > limits.max_spans_per_request {
-        return Err(DecodeError::TooManySpans {
-            got: spans.len(),
-            limit: limits.max_spans_per_request,
-        });
-    }
-    let service = str_of(process, 1).unwrap_or_default();
-    let mut res_attrs = vec![KeyValue::new(
-        SERVICE_NAME,
-        AnyValue::String(if service.is_empty() {
-            waymark_model::UNKNOWN_SERVICE.into()
-        } else {
-            service
-        }),
-    )];
-    res_attrs.extend(tags(list_of(process, 2)));
-    let resource = Arc::new(Resource {
-        attributes: res_attrs,
-        dropped_attributes_count: 0,
-    });
-    let mut scopes: Vec<Arc<Scope>> = vec![Arc::new(Scope::default())];
+    let process = JaegerProcess {
+        service_name: str_of(process, 1).unwrap_or_default(),
+        tags: tags(list_of(process, 2)),
+    };
     let mut out = Decoded::default();
+    let mut converted = Vec::with_capacity(spans.len());
     for (i, s) in spans.iter().enumerate() {
         let TValue::Struct(s) = s else {
             out.reject(format!("span {i}: not a struct"));
             continue;
         };
-        let name = str_of(s, 5).unwrap_or_default();
+        converted.push((
+            None,
+            JaegerSpan {
+                trace_id: ids(i64_of(s, 2).unwrap_or(0), i64_of(s, 1).unwrap_or(0)),
+                span_id: i64_of(s, 3).unwrap_or(0) as u64,
+                parent_span_id: i64_of(s, 4).unwrap_or(0) as u64,
+                references: structs(list_of(s, 6))
+                    .map(|r| {
+                        (
+                            i64_of(r, 1).unwrap_or(0),
+                            ids(i64_of(r, 3).unwrap_or(0), i64_of(r, 2).unwrap_or(0)),
+                            i64_of(r, 4).unwrap_or(0) as u64,
+                        )
+                    })
+                    .collect(),
+                operation_name: str_of(s, 5).unwrap_or_default(),
+                flags: i64_of(s, 7).unwrap_or(0) as u32,
+                start_ns: (i64_of(s, 8).unwrap_or(0).max(0) as u64).saturating_mul(1_000),
+                duration_ns: (i64_of(s, 9).unwrap_or(0).max(0) as u64).saturating_mul(1_000),
+                tags: tags(list_of(s, 10)),
+                logs: structs(list_of(s, 11))
+                    .map(|l| {
+                        (
+                            (i64_of(l, 1).unwrap_or(0).max(0) as u64).saturating_mul(1_000),
+                            tags(list_of(l, 2)),
+                        )
+                    })
+                    .collect(),
+            },
+        ));
+    }
+    to_model(&process, converted, out, limits)
+}
+
+/// Maps Jaeger spans (each with its own process, or the batch's) into the
+/// span model, validating each one.
+pub fn to_model(
+    batch_process: &JaegerProcess,
+    spans: Vec<(Option<JaegerProcess>, JaegerSpan)>,
+    pre: Decoded,
+    limits: &Limits,
+) -> Result<Decoded, DecodeError> {
+    let mut out = pre;
+    if spans.len() + out.rejected > limits.max_spans_per_request {
+        return Err(DecodeError::TooManySpans {
+            got: spans.len() + out.rejected,
+            limit: limits.max_spans_per_request,
+        });
+    }
+    let mut resources: Vec<Arc<Resource>> = Vec::new();
+    let mut scopes: Vec<Arc<Scope>> = vec![Arc::new(Scope::default())];
+    for (i, (process, s)) in spans.into_iter().enumerate() {
+        let p = process.as_ref().unwrap_or(batch_process);
+        let mut res_attrs = vec![KeyValue::new(
+            SERVICE_NAME,
+            AnyValue::String(if p.service_name.is_empty() {
+                waymark_model::UNKNOWN_SERVICE.into()
+            } else {
+                p.service_name.clone()
+            }),
+        )];
+        res_attrs.extend(p.tags.iter().cloned());
+        let resource = match resources.iter().find(|r| r.attributes == res_attrs) {
+            Some(r) => r.clone(),
+            None => {
+                let r = Arc::new(Resource {
+                    attributes: res_attrs,
+                    dropped_attributes_count: 0,
+                });
+                resources.push(r.clone());
+                r
+            }
+        };
+        let name = s.operation_name.clone();
         match span(s, &resource, &mut scopes, limits) {
             Ok(span) => out.spans.push(span),
             Err(why) => out.reject(format!("span {i} ({name:?}): {why}")),
@@ -138,25 +220,24 @@ pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, Decode
 }
 
 fn span(
-    s: &Fields,
+    s: JaegerSpan,
     resource: &Arc<Resource>,
     scopes: &mut Vec<Arc<Scope>>,
     limits: &Limits,
 ) -> Result<Span, String> {
-    let tid = trace_id(i64_of(s, 2).unwrap_or(0), i64_of(s, 1).unwrap_or(0))?;
-    let span_id = SpanId::from_bytes(&i64_of(s, 3).unwrap_or(0).to_be_bytes())
-        .map_err(|e| format!("span id: {e}"))?;
-    let mut parent = match i64_of(s, 4).unwrap_or(0) {
+    let tid = TraceId::from_bytes(&s.trace_id).map_err(|e| format!("trace id: {e}"))?;
+    let span_id =
+        SpanId::from_bytes(&s.span_id.to_be_bytes()).map_err(|e| format!("span id: {e}"))?;
+    let mut parent = match s.parent_span_id {
         0 => None,
         p => Some(SpanId(p.to_be_bytes())),
     };
     let mut links = Vec::new();
-    for r in structs(list_of(s, 6)) {
-        let kind = i64_of(r, 1).unwrap_or(0);
-        let Ok(rt) = trace_id(i64_of(r, 3).unwrap_or(0), i64_of(r, 2).unwrap_or(0)) else {
+    for (kind, rt, rs) in s.references {
+        let Ok(rt) = TraceId::from_bytes(&rt) else {
             continue;
         };
-        let Ok(rs) = SpanId::from_bytes(&i64_of(r, 4).unwrap_or(0).to_be_bytes()) else {
+        let Ok(rs) = SpanId::from_bytes(&rs.to_be_bytes()) else {
             continue;
         };
         if kind == 0 && rt == tid && (parent.is_none() || parent == Some(rs)) {
@@ -186,7 +267,7 @@ fn span(
     let mut trace_state = String::new();
     let (mut scope_name, mut scope_version) = (String::new(), String::new());
     let mut attributes = Vec::new();
-    for kv in tags(list_of(s, 10)) {
+    for kv in s.tags {
         match kv.key.as_str() {
             "span.kind" => {
                 kind = SpanKind::from_jaeger_name(&text(&kv.value)).unwrap_or(SpanKind::Unspecified)
@@ -225,33 +306,32 @@ fn span(
             sc
         }
     };
-    let events = structs(list_of(s, 11))
-        .map(|l| {
-            let mut fields = tags(list_of(l, 2));
+    let events = s
+        .logs
+        .into_iter()
+        .map(|(ts, mut fields)| {
             let name = match fields.iter().position(|kv| kv.key == "event") {
                 Some(i) => text(&fields.remove(i).value),
                 None => String::new(),
             };
             Event {
-                time_unix_nano: (i64_of(l, 1).unwrap_or(0).max(0) as u64).saturating_mul(1_000),
+                time_unix_nano: ts,
                 name,
                 attributes: fields,
                 dropped_attributes_count: 0,
             }
         })
         .collect();
-    let start = (i64_of(s, 8).unwrap_or(0).max(0) as u64).saturating_mul(1_000);
-    let duration = (i64_of(s, 9).unwrap_or(0).max(0) as u64).saturating_mul(1_000);
     let span = Span {
         trace_id: tid,
         span_id,
         parent_span_id: parent,
         trace_state,
-        flags: (i64_of(s, 7).unwrap_or(0) as u32) & 0xff,
-        name: str_of(s, 5).unwrap_or_default(),
+        flags: s.flags & 0xff,
+        name: s.operation_name,
         kind,
-        start_time_unix_nano: start,
-        end_time_unix_nano: start + duration,
+        start_time_unix_nano: s.start_ns,
+        end_time_unix_nano: s.start_ns + s.duration_ns,
         attributes,
         dropped_attributes_count: 0,
         events,

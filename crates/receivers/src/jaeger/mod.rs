@@ -3,6 +3,7 @@
 //! (`POST /api/traces` on 14268). The decoders are pure functions of bytes.
 
 pub mod batch;
+pub mod grpc;
 pub mod http;
 pub mod thrift;
 pub mod udp;
