@@ -125,6 +125,7 @@ def waymark(tmp_path_factory):
         "--jaeger-http-listen", f"127.0.0.1:{p_jh}",
         "--sampling-listen", f"127.0.0.1:{p_sampling}",
         "--jaeger-grpc-listen", f"127.0.0.1:{p_jgrpc}",
+        "--query-grpc-listen", "127.0.0.1:0",
     ]
     log_file = open(log_path, "wb")
     proc = subprocess.Popen(argv, stdout=log_file, stderr=subprocess.STDOUT,

@@ -61,7 +61,8 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
                               "--jaeger-binary-listen", "127.0.0.1:0",
                               "--jaeger-http-listen", "127.0.0.1:0",
                               "--sampling-listen", "127.0.0.1:0",
-                              "--jaeger-grpc-listen", "127.0.0.1:0"], tmp_path, "collector")
+                              "--jaeger-grpc-listen", "127.0.0.1:0",
+                              "--query-grpc-listen", "127.0.0.1:0"], tmp_path, "collector")
     query = None
     try:
         _wait_ready(cadmin, collector, cerr)
@@ -80,7 +81,8 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
         ])
         query, qerr = _spawn(["query", "--data-dir", str(data),
                               "--query-listen", f"127.0.0.1:{qquery}",
-                              "--admin-listen", f"127.0.0.1:{qadmin}"], tmp_path, "query")
+                              "--admin-listen", f"127.0.0.1:{qadmin}",
+                              "--query-grpc-listen", "127.0.0.1:0"], tmp_path, "query")
         _wait_ready(qadmin, query, qerr)
         # Spans written before and after the query process started appear.
         trace2 = uuid.uuid4().hex
@@ -167,7 +169,8 @@ def test_unknown_config_key_is_named(tmp_path):
                         "--jaeger-binary-listen", "127.0.0.1:0",
                         "--jaeger-http-listen", "127.0.0.1:0",
                         "--sampling-listen", "127.0.0.1:0",
-                        "--jaeger-grpc-listen", "127.0.0.1:0"],
+                        "--jaeger-grpc-listen", "127.0.0.1:0",
+                        "--query-grpc-listen", "127.0.0.1:0"],
                        capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "retension" in r.stderr, r.stderr
@@ -185,7 +188,8 @@ def test_environment_overrides(tmp_path):
                WAYMARK_JAEGER_BINARY_LISTEN="127.0.0.1:0",
                WAYMARK_JAEGER_HTTP_LISTEN="127.0.0.1:0",
                WAYMARK_SAMPLING_LISTEN="127.0.0.1:0",
-               WAYMARK_JAEGER_GRPC_LISTEN="127.0.0.1:0")
+               WAYMARK_JAEGER_GRPC_LISTEN="127.0.0.1:0",
+               WAYMARK_QUERY_GRPC_LISTEN="127.0.0.1:0")
     err = open(tmp_path / "env.stderr", "wb")
     proc = subprocess.Popen([str(binary_path())], env=env, stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)

@@ -149,6 +149,7 @@ class WaymarkServer:
             "--jaeger-http-listen", f"127.0.0.1:{self.jaeger_http_port}",
             "--sampling-listen", f"127.0.0.1:{self.sampling_port}",
             "--jaeger-grpc-listen", f"127.0.0.1:{self.jaeger_grpc_port}",
+            "--query-grpc-listen", "127.0.0.1:0",
             *self.extra_args,
         ]
         self.args = args

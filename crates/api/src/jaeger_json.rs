@@ -31,10 +31,6 @@ pub fn tag(key: &str, v: &AnyValue) -> Value {
     json!({"key": key, "type": ty, "value": value})
 }
 
-fn str_tag(key: &str, v: &str) -> Value {
-    json!({"key": key, "type": "string", "value": v})
-}
-
 fn tags(kvs: &[KeyValue]) -> Vec<Value> {
     kvs.iter().map(|kv| tag(&kv.key, &kv.value)).collect()
 }
@@ -45,45 +41,62 @@ fn us(ns: u64) -> u64 {
 
 /// The process tags of a resource: everything but `service.name`.
 fn process(r: &Resource) -> Value {
-    let tags: Vec<Value> = r
-        .attributes
-        .iter()
-        .filter(|kv| kv.key != SERVICE_NAME)
-        .map(|kv| tag(&kv.key, &kv.value))
-        .collect();
+    let tags: Vec<Value> = process_tags(r).map(|kv| tag(&kv.key, &kv.value)).collect();
     json!({"serviceName": r.service_name(), "tags": tags})
 }
 
-/// Span tags in Jaeger's order: scope, attributes, then the synthetic tags.
-/// Dropped counts are not rendered (Jaeger does not either); api_v3 keeps
-/// them.
-fn span_tags(s: &Span) -> Vec<Value> {
+/// Span tags in Jaeger's order: scope, attributes, then the synthetic tags
+/// (`span.kind`, `otel.status_code`, `error`, `otel.status_description`,
+/// `w3c.tracestate`). Dropped counts are not rendered (Jaeger does not
+/// either); api_v3 keeps them. Shared by the JSON and gRPC renderings.
+pub fn jaeger_tags(s: &Span) -> Vec<KeyValue> {
+    let st = |k: &str, v: &str| KeyValue::new(k, AnyValue::String(v.to_string()));
     let mut out = Vec::with_capacity(s.attributes.len() + 6);
     if !s.scope.name.is_empty() {
-        out.push(str_tag("otel.scope.name", &s.scope.name));
+        out.push(st("otel.scope.name", &s.scope.name));
     }
     if !s.scope.version.is_empty() {
-        out.push(str_tag("otel.scope.version", &s.scope.version));
+        out.push(st("otel.scope.version", &s.scope.version));
     }
-    out.extend(tags(&s.attributes));
+    out.extend(s.attributes.iter().cloned());
     if s.kind != SpanKind::Unspecified {
-        out.push(str_tag("span.kind", s.kind.jaeger_name()));
+        out.push(st("span.kind", s.kind.jaeger_name()));
     }
     match s.status.code {
-        StatusCode::Ok => out.push(str_tag("otel.status_code", "OK")),
+        StatusCode::Ok => out.push(st("otel.status_code", "OK")),
         StatusCode::Error => {
-            out.push(str_tag("otel.status_code", "ERROR"));
-            out.push(json!({"key": "error", "type": "bool", "value": true}));
+            out.push(st("otel.status_code", "ERROR"));
+            out.push(KeyValue::new("error", AnyValue::Bool(true)));
         }
         StatusCode::Unset => {}
     }
     if !s.status.message.is_empty() {
-        out.push(str_tag("otel.status_description", &s.status.message));
+        out.push(st("otel.status_description", &s.status.message));
     }
     if !s.trace_state.is_empty() {
-        out.push(str_tag("w3c.tracestate", &s.trace_state));
+        out.push(st("w3c.tracestate", &s.trace_state));
     }
     out
+}
+
+fn span_tags(s: &Span) -> Vec<Value> {
+    tags(&jaeger_tags(s))
+}
+
+/// The fields of a log made from an event: `event` (the name) first, unless
+/// the event is unnamed or already has an `event` attribute.
+pub fn log_fields(e: &waymark_model::Event) -> Vec<KeyValue> {
+    let mut fields = Vec::with_capacity(e.attributes.len() + 1);
+    if !e.name.is_empty() && !e.attributes.iter().any(|kv| kv.key == "event") {
+        fields.push(KeyValue::new("event", AnyValue::String(e.name.clone())));
+    }
+    fields.extend(e.attributes.iter().cloned());
+    fields
+}
+
+/// Process tags: the resource attributes except `service.name`.
+pub fn process_tags(r: &Resource) -> impl Iterator<Item = &KeyValue> {
+    r.attributes.iter().filter(|kv| kv.key != SERVICE_NAME)
 }
 
 /// A trace id as Jaeger prints it: 16 hex digits when the high half is
@@ -120,15 +133,7 @@ pub fn trace(t: &AdjustedTrace) -> Value {
         let logs: Vec<Value> = s
             .events
             .iter()
-            .map(|e| {
-                let mut fields = Vec::with_capacity(e.attributes.len() + 1);
-                // A log that had no `event` field (an unnamed event) gets none.
-                if !e.name.is_empty() && !e.attributes.iter().any(|kv| kv.key == "event") {
-                    fields.push(str_tag("event", &e.name));
-                }
-                fields.extend(tags(&e.attributes));
-                json!({"timestamp": us(e.time_unix_nano), "fields": fields})
-            })
+            .map(|e| json!({"timestamp": us(e.time_unix_nano), "fields": tags(&log_fields(e))}))
             .collect();
         let warnings = t
             .warnings

@@ -6,6 +6,7 @@
 //! query service, and render the span model; they hold no storage logic.
 
 pub mod admin;
+pub mod grpc;
 pub mod jaeger;
 pub mod jaeger_json;
 pub mod params;

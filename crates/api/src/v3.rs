@@ -216,10 +216,23 @@ async fn find_traces(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Respo
     }
 }
 
-/// One search result without its spans: what Jaeger UI >= 2.19 lists.
-/// Zero counts are left out, as proto3 JSON does; times are decimal ns
-/// strings and `traceId` is always 32 hex digits.
-pub fn summary(t: &AdjustedTrace) -> Value {
+/// What a trace summary holds, rendered as JSON here and as protobuf by
+/// the gRPC api_v3.
+pub struct SummaryData {
+    pub trace_id: String,
+    pub root: Option<(String, String)>,
+    pub min_start: u64,
+    pub max_end: u64,
+    pub span_count: u64,
+    pub error_count: u64,
+    pub orphan_count: u64,
+    /// (service, spans, error spans), sorted by service
+    pub services: Vec<(String, u64, u64)>,
+}
+
+/// Computes a trace's summary. The root is the span without a parent (the
+/// earliest if several); orphans are spans whose parent is not in the trace.
+pub fn summary_data(t: &AdjustedTrace) -> SummaryData {
     let spans = &t.trace.spans;
     let start = spans
         .iter()
@@ -244,7 +257,7 @@ pub fn summary(t: &AdjustedTrace) -> Value {
     let orphans = spans
         .iter()
         .filter(|s| s.parent_span_id.is_some_and(|p| !ids.contains(&p)))
-        .count();
+        .count() as u64;
     let mut services: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for s in spans {
         let e = services.entry(s.service_name()).or_default();
@@ -253,25 +266,48 @@ pub fn summary(t: &AdjustedTrace) -> Value {
             e.1 += 1;
         }
     }
-    let errors: u64 = services.values().map(|v| v.1).sum();
+    SummaryData {
+        trace_id: t.trace.trace_id.to_hex(),
+        root: root.map(|r| (r.service_name().to_string(), r.name.clone())),
+        min_start: start,
+        max_end: end,
+        span_count: spans.len() as u64,
+        error_count: services.values().map(|v| v.1).sum(),
+        orphan_count: orphans,
+        services: services
+            .into_iter()
+            .map(|(n, (c, e))| (n.to_string(), c, e))
+            .collect(),
+    }
+}
+
+/// One search result without its spans: what Jaeger UI >= 2.19 lists.
+/// Zero counts are left out, as proto3 JSON does; times are decimal ns
+/// strings and `traceId` is always 32 hex digits.
+pub fn summary(t: &AdjustedTrace) -> Value {
+    let d = summary_data(t);
     let mut m = serde_json::Map::new();
-    m.insert("traceId".into(), json!(t.trace.trace_id.to_hex()));
-    if let Some(r) = root {
-        m.insert("rootServiceName".into(), json!(r.service_name()));
-        m.insert("rootOperationName".into(), json!(r.name));
+    m.insert("traceId".into(), json!(d.trace_id));
+    if let Some((service, op)) = &d.root {
+        m.insert("rootServiceName".into(), json!(service));
+        m.insert("rootOperationName".into(), json!(op));
     }
-    m.insert("minStartTimeUnixNano".into(), json!(start.to_string()));
-    m.insert("maxEndTimeUnixNano".into(), json!(end.to_string()));
-    m.insert("spanCount".into(), json!(spans.len()));
-    if errors > 0 {
-        m.insert("errorSpanCount".into(), json!(errors));
+    m.insert(
+        "minStartTimeUnixNano".into(),
+        json!(d.min_start.to_string()),
+    );
+    m.insert("maxEndTimeUnixNano".into(), json!(d.max_end.to_string()));
+    m.insert("spanCount".into(), json!(d.span_count));
+    if d.error_count > 0 {
+        m.insert("errorSpanCount".into(), json!(d.error_count));
     }
-    if orphans > 0 {
-        m.insert("orphanSpanCount".into(), json!(orphans));
+    if d.orphan_count > 0 {
+        m.insert("orphanSpanCount".into(), json!(d.orphan_count));
     }
-    let services: Vec<Value> = services
+    let services: Vec<Value> = d
+        .services
         .iter()
-        .map(|(name, (n, e))| {
+        .map(|(name, n, e)| {
             let mut s = json!({"name": name, "spanCount": n});
             if *e > 0 {
                 s["errorSpanCount"] = json!(e);

@@ -45,10 +45,14 @@ pub mod google {
     }
 }
 
-/// Jaeger's api_v2 model, collector and sampling services.
+/// Jaeger's api_v2 model, collector, sampling and query services, and the
+/// api_v3 query service.
 pub mod jaeger {
     pub mod api_v2 {
         include!("gen/jaeger.api_v2.rs");
+    }
+    pub mod api_v3 {
+        include!("gen/jaeger.api_v3.rs");
     }
 }
 

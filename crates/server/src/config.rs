@@ -59,6 +59,8 @@ pub struct ListenConfig {
     /// Jaeger collector gRPC (`CollectorService/PostSpans`, `SamplingManager`).
     pub jaeger_grpc: SocketAddr,
     pub query: SocketAddr,
+    /// Jaeger's gRPC query APIs (api_v2 and api_v3 `QueryService`).
+    pub query_grpc: SocketAddr,
     pub admin: SocketAddr,
 }
 
@@ -74,6 +76,7 @@ impl Default for ListenConfig {
             sampling: "0.0.0.0:5778".parse().unwrap(),
             jaeger_grpc: "0.0.0.0:14250".parse().unwrap(),
             query: "0.0.0.0:16686".parse().unwrap(),
+            query_grpc: "0.0.0.0:16685".parse().unwrap(),
             admin: "0.0.0.0:14269".parse().unwrap(),
         }
     }

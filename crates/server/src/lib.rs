@@ -68,6 +68,7 @@ pub struct Bound {
     pub sampling: Option<SocketAddr>,
     pub jaeger_grpc: Option<SocketAddr>,
     pub query: Option<SocketAddr>,
+    pub query_grpc: Option<SocketAddr>,
 }
 
 /// A started server.
@@ -156,7 +157,10 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         None
     };
     let query_listener = if mode.queries() {
-        Some(bind("the query API", cfg.listen.query).await?)
+        Some((
+            bind("the query API", cfg.listen.query).await?,
+            bind("the gRPC query API", cfg.listen.query_grpc).await?,
+        ))
     } else {
         None
     };
@@ -197,6 +201,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         sampling: None,
         jaeger_grpc: None,
         query: None,
+        query_grpc: None,
     };
 
     if mode.ingests() {
@@ -295,8 +300,9 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         ));
     }
 
-    if let Some(l) = query_listener {
+    if let Some((l, lg)) = query_listener {
         bound.query = Some(l.local_addr()?);
+        bound.query_grpc = Some(lg.local_addr()?);
         let api = ApiState {
             query: QueryService::new(
                 storage.clone(),
@@ -306,9 +312,24 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             ),
             metrics: api_metrics,
         };
+        let grpc_routes = waymark_api::grpc::routes(api.query.clone());
         tasks.push((
             "query",
             spawn_http(l, waymark_api::query_router(api), shutdown_rx.clone()),
+        ));
+        let stop = shutdown_rx.clone();
+        tasks.push((
+            "query_grpc",
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .add_routes(grpc_routes)
+                    .serve_with_incoming_shutdown(
+                        tonic::transport::server::TcpIncoming::from(lg),
+                        waymark_receivers::wait_shutdown(stop),
+                    )
+                    .await
+                    .map_err(std::io::Error::other)
+            }),
         ));
     }
 

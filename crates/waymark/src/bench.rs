@@ -145,6 +145,7 @@ fn start_server(data: &Path, fsync: &str) -> anyhow::Result<Server> {
         .args(["--jaeger-http-listen", "127.0.0.1:0"])
         .args(["--sampling-listen", "127.0.0.1:0"])
         .args(["--jaeger-grpc-listen", "127.0.0.1:0"])
+        .args(["--query-grpc-listen", "127.0.0.1:0"])
         .args([
             "--fsync",
             fsync,

@@ -75,6 +75,9 @@ pub struct ServerArgs {
     /// Query API (and UI) listen address [default: 0.0.0.0:16686].
     #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
     pub query_listen: Option<SocketAddr>,
+    /// Jaeger gRPC query APIs (api_v2 and api_v3 QueryService) [default: 0.0.0.0:16685].
+    #[arg(long, env = "WAYMARK_QUERY_GRPC_LISTEN")]
+    pub query_grpc_listen: Option<SocketAddr>,
     /// Admin listen address: /metrics, /health, /ready [default: 0.0.0.0:14269].
     #[arg(long, env = "WAYMARK_ADMIN_LISTEN")]
     pub admin_listen: Option<SocketAddr>,
@@ -176,6 +179,9 @@ impl ServerArgs {
         if let Some(v) = self.query_listen {
             c.listen.query = v;
         }
+        if let Some(v) = self.query_grpc_listen {
+            c.listen.query_grpc = v;
+        }
         if let Some(v) = self.admin_listen {
             c.listen.admin = v;
         }
@@ -271,6 +277,7 @@ async fn serve(args: ServerArgs, mode: Mode) -> anyhow::Result<()> {
         sampling = ?b.sampling,
         jaeger_grpc = ?b.jaeger_grpc,
         query = ?b.query,
+        query_grpc = ?b.query_grpc,
         admin = %b.admin,
         "waymark is serving"
     );
@@ -312,6 +319,7 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         sampling_listen,
         sampling_strategies_file,
         query_listen,
+        query_grpc_listen,
         admin_listen,
         fsync,
         retention,

@@ -14,6 +14,8 @@ const ROOTS: &[&str] = &[
     "zipkin/zipkin.proto",
     "jaeger/api_v2/collector.proto",
     "jaeger/api_v2/sampling.proto",
+    "jaeger/api_v2/query.proto",
+    "jaeger/api_v3/query_service.proto",
 ];
 
 fn main() -> anyhow::Result<()> {
