@@ -24,6 +24,24 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 use waymark_model::Span;
 use waymark_storage::{Storage, StorageError};
 
+/// Where the pipeline's writers put spans: storage in a collector, the
+/// durable disk queue in an agent.
+#[async_trait::async_trait]
+pub trait SpanSink: Send + Sync + 'static {
+    /// Returns once the spans are durable (the caller acknowledges then).
+    async fn write(&self, spans: Vec<Span>) -> Result<(), StorageError>;
+}
+
+/// A [`Storage`] as a sink.
+pub struct StorageSink(pub Arc<dyn Storage>);
+
+#[async_trait::async_trait]
+impl SpanSink for StorageSink {
+    async fn write(&self, spans: Vec<Span>) -> Result<(), StorageError> {
+        self.0.write(spans).await
+    }
+}
+
 /// Settings of the pipeline.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -170,7 +188,7 @@ pub struct Pipeline {
 impl Pipeline {
     /// Starts the writer tasks on the current runtime.
     pub fn start(
-        storage: Arc<dyn Storage>,
+        storage: Arc<dyn SpanSink>,
         cfg: PipelineConfig,
         metrics: Arc<IngestMetrics>,
     ) -> Pipeline {
@@ -269,7 +287,7 @@ impl Pipeline {
 }
 
 async fn write_jobs(
-    storage: &dyn Storage,
+    storage: &dyn SpanSink,
     jobs: Vec<Job>,
     room: &Semaphore,
     metrics: &IngestMetrics,
@@ -312,7 +330,11 @@ mod tests {
                 .unwrap(),
         );
         let metrics = Arc::new(IngestMetrics::default());
-        let p = Pipeline::start(store.clone(), PipelineConfig::default(), metrics.clone());
+        let p = Pipeline::start(
+            Arc::new(StorageSink(store.clone())),
+            PipelineConfig::default(),
+            metrics.clone(),
+        );
         let spans = waymark_testkit::fixture_trace(waymark_testkit::now_ns());
         let id = spans[0].trace_id;
         p.submit("test", spans).await.unwrap();
@@ -339,7 +361,7 @@ mod tests {
             max_wait: Duration::from_millis(20),
             ..Default::default()
         };
-        let p = Pipeline::start(store, cfg, metrics.clone());
+        let p = Pipeline::start(Arc::new(StorageSink(store)), cfg, metrics.clone());
         // Hold all room so the next submission cannot enter.
         let held = p.room.clone().acquire_many_owned(4).await.unwrap();
         let err = p

@@ -206,7 +206,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
 
     if mode.ingests() {
         let pipeline = Pipeline::start(
-            storage.clone(),
+            Arc::new(waymark_pipeline::StorageSink(storage.clone())),
             PipelineConfig {
                 queue_spans: cfg.pipeline.queue_spans,
                 max_batch_spans: cfg.pipeline.max_batch_spans,
