@@ -58,6 +58,11 @@ pub struct AdminState {
     pub storage: Arc<OnceLock<Arc<dyn Storage>>>,
     /// True once every listener is serving; false again on shutdown.
     pub serving: Arc<AtomicBool>,
+    /// Set by modes without storage (the agent) once they can accept and
+    /// durably keep spans.
+    pub ready_without_storage: Arc<AtomicBool>,
+    /// Run before each scrape to refresh gauges that are read, not pushed.
+    pub on_scrape: Arc<OnceLock<ScrapeHook>>,
 }
 
 pub fn router(state: AdminState) -> Router {
@@ -68,7 +73,13 @@ pub fn router(state: AdminState) -> Router {
         .with_state(state)
 }
 
+/// A function that refreshes metrics before a scrape.
+pub type ScrapeHook = Arc<dyn Fn() + Send + Sync>;
+
 async fn metrics(State(st): State<AdminState>) -> Response {
+    if let Some(hook) = st.on_scrape.get() {
+        hook();
+    }
     if let Some(s) = st.storage.get() {
         let stats = s.stats();
         st.gauges.wal_bytes.set(stats.wal_bytes as i64);
@@ -97,7 +108,8 @@ async fn health() -> Response {
 }
 
 async fn ready(State(st): State<AdminState>) -> Response {
-    let storage_ready = st.storage.get().is_some_and(|s| s.is_ready());
+    let storage_ready = st.storage.get().is_some_and(|s| s.is_ready())
+        || st.ready_without_storage.load(Ordering::Acquire);
     if storage_ready && st.serving.load(Ordering::Acquire) {
         (StatusCode::OK, "ready\n").into_response()
     } else if !storage_ready {

@@ -23,6 +23,7 @@ pub struct Config {
     pub otlp: OtlpConfig,
     pub query: QuerySettings,
     pub sampling: SamplingSettings,
+    pub agent: AgentSettings,
 }
 
 impl Default for Config {
@@ -36,6 +37,7 @@ impl Default for Config {
             otlp: OtlpConfig::default(),
             query: QuerySettings::default(),
             sampling: SamplingSettings::default(),
+            agent: AgentSettings::default(),
         }
     }
 }
@@ -211,6 +213,34 @@ impl Default for SamplingSettings {
         SamplingSettings {
             strategies_file: None,
             reload_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Settings of `waymark agent`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentSettings {
+    /// Collector OTLP gRPC endpoints (`host:port`); every address a name
+    /// resolves to is used in turn.
+    pub collectors: Vec<String>,
+    /// Directory of the durable queue; default `<data_dir>/agent-queue`.
+    pub queue_dir: Option<PathBuf>,
+    /// Most bytes waiting for a collector; beyond it new spans are refused
+    /// (clients get 503 / UNAVAILABLE and retry; UDP packets are counted
+    /// as dropped).
+    pub queue_max_bytes: u64,
+    /// Compress exports to collectors with gzip.
+    pub gzip: bool,
+}
+
+impl Default for AgentSettings {
+    fn default() -> Self {
+        AgentSettings {
+            collectors: vec!["127.0.0.1:4317".into()],
+            queue_dir: None,
+            queue_max_bytes: 1 << 30,
+            gzip: false,
         }
     }
 }

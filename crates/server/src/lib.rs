@@ -44,11 +44,14 @@ pub enum Mode {
     Collector,
     /// The query API over a store written by a collector; read-only.
     Query,
+    /// A per-node agent: receivers write into a durable disk queue that is
+    /// forwarded to collectors over OTLP gRPC.
+    Agent,
 }
 
 impl Mode {
     fn ingests(self) -> bool {
-        matches!(self, Mode::AllInOne | Mode::Collector)
+        matches!(self, Mode::AllInOne | Mode::Collector | Mode::Agent)
     }
     fn queries(self) -> bool {
         matches!(self, Mode::AllInOne | Mode::Query)
@@ -76,7 +79,7 @@ pub struct Running {
     pub bound: Bound,
     shutdown: watch::Sender<bool>,
     tasks: Vec<(&'static str, JoinHandle<std::io::Result<()>>)>,
-    storage: Arc<dyn Storage>,
+    storage: Option<Arc<dyn Storage>>,
     embedded: Option<Arc<EmbeddedStorage>>,
     serving: Arc<AtomicBool>,
 }
@@ -110,13 +113,21 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
     api_metrics.register(&mut registry);
     let gauges = StorageGauges::default();
     gauges.register(&mut registry);
+    let agent_gauges = AgentGauges::default();
+    if mode == Mode::Agent {
+        agent_gauges.register(&mut registry);
+    }
     let storage_cell: Arc<OnceLock<Arc<dyn Storage>>> = Arc::new(OnceLock::new());
     let serving = Arc::new(AtomicBool::new(false));
+    let agent_ready = Arc::new(AtomicBool::new(false));
+    let on_scrape: Arc<OnceLock<waymark_api::admin::ScrapeHook>> = Arc::new(OnceLock::new());
     let admin = AdminState {
         registry: Arc::new(registry),
         gauges,
         storage: storage_cell.clone(),
         serving: serving.clone(),
+        ready_without_storage: agent_ready.clone(),
+        on_scrape: on_scrape.clone(),
     };
     let bound_admin = admin_listener.local_addr()?;
     tasks.push((
@@ -165,30 +176,53 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         None
     };
 
-    let mut ecfg = EmbeddedConfig::new(&cfg.data_dir);
-    ecfg.fsync = cfg.storage.fsync;
-    ecfg.head_max_spans = cfg.storage.head_max_spans;
-    ecfg.head_max_bytes = cfg.storage.head_max_bytes;
-    ecfg.head_max_age = cfg.storage.head_max_age;
-    ecfg.zstd_level = cfg.storage.zstd_level;
-    let started = std::time::Instant::now();
-    let embedded = Arc::new(if mode.ingests() {
-        EmbeddedStorage::open(ecfg)
-            .await
-            .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?
+    // Where received spans go: storage, or the agent's disk queue.
+    let (sink, storage, embedded): (
+        Arc<dyn waymark_pipeline::SpanSink>,
+        Option<Arc<dyn Storage>>,
+        Option<Arc<EmbeddedStorage>>,
+    ) = if mode == Mode::Agent {
+        let dir = cfg
+            .agent
+            .queue_dir
+            .clone()
+            .unwrap_or_else(|| cfg.data_dir.join("agent-queue"));
+        let mut qcfg = waymark_agent::QueueConfig::new(&dir);
+        qcfg.max_bytes = cfg.agent.queue_max_bytes;
+        let queue = waymark_agent::DiskQueue::open(qcfg)
+            .with_context(|| format!("opening the agent queue in {}", dir.display()))?;
+        let forwarder = waymark_agent::Forwarder::new(
+            waymark_agent::ForwarderConfig {
+                collectors: cfg.agent.collectors.clone(),
+                gzip: cfg.agent.gzip,
+                ..Default::default()
+            },
+            queue.clone(),
+        );
+        let stats = forwarder.stats.clone();
+        let q = queue.clone();
+        let g = agent_gauges.clone();
+        let _ = on_scrape.set(Arc::new(move || g.refresh(&q, &stats)));
+        let stop = shutdown_rx.clone();
+        tasks.push((
+            "forwarder",
+            tokio::spawn(async move {
+                forwarder.run(waymark_receivers::wait_shutdown(stop)).await;
+                Ok(())
+            }),
+        ));
+        let (bytes, records) = queue.backlog();
+        tracing::info!(queue = %dir.display(), bytes, records, collectors = ?cfg.agent.collectors, "agent queue open");
+        agent_ready.store(true, Ordering::Release);
+        (queue, None, None)
     } else {
-        EmbeddedStorage::open_read_only(ecfg)
-            .await
-            .with_context(|| format!("opening the store in {} read-only", cfg.data_dir.display()))?
-    });
-    let storage: Arc<dyn Storage> = embedded.clone();
-    let _ = storage_cell.set(storage.clone());
-    tracing::info!(
-        data_dir = %cfg.data_dir.display(),
-        elapsed_ms = started.elapsed().as_millis() as u64,
-        stored_spans = storage.stats().stored_spans,
-        "storage open"
-    );
+        let (s, e) = open_storage(&cfg, mode, &storage_cell).await?;
+        (
+            Arc::new(waymark_pipeline::StorageSink(s.clone())),
+            Some(s),
+            Some(e),
+        )
+    };
 
     let mut bound = Bound {
         admin: bound_admin,
@@ -206,7 +240,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
 
     if mode.ingests() {
         let pipeline = Pipeline::start(
-            Arc::new(waymark_pipeline::StorageSink(storage.clone())),
+            sink,
             PipelineConfig {
                 queue_spans: cfg.pipeline.queue_spans,
                 max_batch_spans: cfg.pipeline.max_batch_spans,
@@ -289,11 +323,13 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             let rx = shutdown_rx.clone();
             tasks.push((name, tokio::spawn(r.run(rx))));
         }
-        tasks.push((
-            "retention",
-            spawn_retention(storage.clone(), cfg.storage.retention, shutdown_rx.clone()),
-        ));
-    } else {
+        if let Some(storage) = &storage {
+            tasks.push((
+                "retention",
+                spawn_retention(storage.clone(), cfg.storage.retention, shutdown_rx.clone()),
+            ));
+        }
+    } else if let Some(embedded) = &embedded {
         tasks.push((
             "refresh",
             spawn_refresh(embedded.clone(), shutdown_rx.clone()),
@@ -305,7 +341,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         bound.query_grpc = Some(lg.local_addr()?);
         let api = ApiState {
             query: QueryService::new(
-                storage.clone(),
+                storage.clone().context("the query API needs storage")?,
                 QueryOptions {
                     max_clock_skew_adjust_ns: cfg.query.max_clock_skew_adjustment.as_nanos() as u64,
                 },
@@ -339,9 +375,99 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         shutdown,
         tasks,
         storage,
-        embedded: Some(embedded),
+        embedded,
         serving,
     })
+}
+
+/// Gauges and counters of the agent's queue and forwarder, refreshed at
+/// each scrape.
+#[derive(Clone, Default)]
+struct AgentGauges {
+    queue_bytes: prometheus_client::metrics::gauge::Gauge,
+    queue_records: prometheus_client::metrics::gauge::Gauge,
+    forwarded: prometheus_client::metrics::counter::Counter,
+    retries: prometheus_client::metrics::counter::Counter,
+    rejected: prometheus_client::metrics::counter::Counter,
+}
+
+impl AgentGauges {
+    fn register(&self, reg: &mut Registry) {
+        reg.register(
+            "waymark_agent_queue_bytes",
+            "Bytes waiting in the agent queue",
+            self.queue_bytes.clone(),
+        );
+        reg.register(
+            "waymark_agent_queue_records",
+            "Batches waiting in the agent queue",
+            self.queue_records.clone(),
+        );
+        reg.register(
+            "waymark_agent_forwarded_spans",
+            "Spans a collector acknowledged",
+            self.forwarded.clone(),
+        );
+        reg.register(
+            "waymark_agent_export_retries",
+            "Exports retried after a failure",
+            self.retries.clone(),
+        );
+        reg.register(
+            "waymark_agent_rejected_spans",
+            "Spans a collector refused as invalid (dropped)",
+            self.rejected.clone(),
+        );
+    }
+
+    fn refresh(&self, q: &waymark_agent::DiskQueue, s: &waymark_agent::forwarder::ForwarderStats) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let (bytes, records) = q.backlog();
+        self.queue_bytes.set(bytes as i64);
+        self.queue_records.set(records as i64);
+        for (c, v) in [
+            (&self.forwarded, s.forwarded_spans.load(Relaxed)),
+            (&self.retries, s.retries.load(Relaxed)),
+            (&self.rejected, s.rejected_spans.load(Relaxed)),
+        ] {
+            c.inc_by(v.saturating_sub(c.get()));
+        }
+    }
+}
+
+/// Opens the embedded store: as the writer when this process ingests,
+/// read-only for the `query` mode.
+async fn open_storage(
+    cfg: &Config,
+    mode: Mode,
+    storage_cell: &OnceLock<Arc<dyn Storage>>,
+) -> anyhow::Result<(Arc<dyn Storage>, Arc<EmbeddedStorage>)> {
+    let mut ecfg = EmbeddedConfig::new(&cfg.data_dir);
+    ecfg.fsync = cfg.storage.fsync;
+    ecfg.head_max_spans = cfg.storage.head_max_spans;
+    ecfg.head_max_bytes = cfg.storage.head_max_bytes;
+    ecfg.head_max_age = cfg.storage.head_max_age;
+    ecfg.zstd_level = cfg.storage.zstd_level;
+    let started = std::time::Instant::now();
+    let embedded = Arc::new(if mode.ingests() {
+        EmbeddedStorage::open(ecfg)
+            .await
+            .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?
+    } else {
+        EmbeddedStorage::open_read_only(ecfg)
+            .await
+            .with_context(|| format!("opening the store in {} read-only", cfg.data_dir.display()))?
+    });
+    let storage: Arc<dyn Storage> = embedded.clone();
+    let _ = storage_cell.set(storage.clone());
+    tracing::info!(
+        data_dir = %cfg.data_dir.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        stored_spans = storage.stats().stored_spans,
+        "storage open"
+    );
+
+    Ok((storage, embedded))
 }
 
 fn spawn_http(
@@ -403,8 +529,9 @@ fn spawn_refresh(
 }
 
 impl Running {
-    pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+    /// The store, in every mode but `agent`.
+    pub fn storage(&self) -> Option<&Arc<dyn Storage>> {
+        self.storage.as_ref()
     }
 
     /// Waits until `signal` resolves or a component fails, then shuts down

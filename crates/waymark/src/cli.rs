@@ -30,6 +30,8 @@ pub enum Command {
     Collector(ServerArgs),
     /// The query API over a data directory written by a collector (read-only).
     Query(ServerArgs),
+    /// Per-node agent: receives locally, queues on disk, forwards to collectors.
+    Agent(ServerArgs),
     /// Sends generated traces to an OTLP endpoint.
     Tracegen(crate::tracegen::TracegenArgs),
     /// Starts a server, loads it and prints ingest, size and query figures.
@@ -126,6 +128,18 @@ pub struct ServerArgs {
     /// Largest clock-skew correction applied when reading traces; 0s disables [default: 0s].
     #[arg(long, env = "WAYMARK_MAX_CLOCK_SKEW_ADJUSTMENT")]
     pub max_clock_skew_adjustment: Option<String>,
+    /// (agent) Collector OTLP gRPC endpoints, host:port, comma-separated [default: 127.0.0.1:4317].
+    #[arg(long = "collector", env = "WAYMARK_COLLECTORS", value_delimiter = ',')]
+    pub collectors: Option<Vec<String>>,
+    /// (agent) Directory of the durable queue [default: <data-dir>/agent-queue].
+    #[arg(long, env = "WAYMARK_QUEUE_DIR")]
+    pub queue_dir: Option<PathBuf>,
+    /// (agent) Most bytes waiting for a collector before new spans are refused [default: 1073741824].
+    #[arg(long, env = "WAYMARK_QUEUE_MAX_BYTES")]
+    pub queue_max_bytes: Option<u64>,
+    /// (agent) Compress exports to collectors with gzip.
+    #[arg(long, env = "WAYMARK_FORWARD_GZIP")]
+    pub forward_gzip: Option<bool>,
     /// Log filter, e.g. info, debug, waymark_storage=debug [default: info].
     #[arg(long, env = "WAYMARK_LOG")]
     pub log_level: Option<String>,
@@ -227,6 +241,18 @@ impl ServerArgs {
         if let Some(v) = &self.cors_allowed_origins {
             c.otlp.cors_allowed_origins = v.clone();
         }
+        if let Some(v) = &self.collectors {
+            c.agent.collectors = v.clone();
+        }
+        if let Some(v) = &self.queue_dir {
+            c.agent.queue_dir = Some(v.clone());
+        }
+        if let Some(v) = self.queue_max_bytes {
+            c.agent.queue_max_bytes = v;
+        }
+        if let Some(v) = self.forward_gzip {
+            c.agent.gzip = v;
+        }
         if let Some(v) = &self.max_clock_skew_adjustment {
             c.query.max_clock_skew_adjustment = dur("max-clock-skew-adjustment", v)?;
         }
@@ -290,6 +316,7 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Some(Command::AllInOne(a)) => serve(merge(cli.server, a), Mode::AllInOne).await,
         Some(Command::Collector(a)) => serve(merge(cli.server, a), Mode::Collector).await,
         Some(Command::Query(a)) => serve(merge(cli.server, a), Mode::Query).await,
+        Some(Command::Agent(a)) => serve(merge(cli.server, a), Mode::Agent).await,
         Some(Command::Tracegen(a)) => {
             init_logging(cli.server.log_level.as_deref());
             crate::tracegen::run(a).await
@@ -336,6 +363,10 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         queue_spans,
         cors_allowed_origins,
         max_clock_skew_adjustment,
+        collectors,
+        queue_dir,
+        queue_max_bytes,
+        forward_gzip,
         log_level
     )
 }
