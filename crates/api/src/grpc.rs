@@ -23,6 +23,22 @@ pub struct GrpcQuery {
     pub query: QueryService,
 }
 
+impl GrpcQuery {
+    /// Dependencies between `start` and `end` (default: the last day).
+    async fn links(
+        &self,
+        start: &Option<prost_types::Timestamp>,
+        end: &Option<prost_types::Timestamp>,
+    ) -> Result<Vec<waymark_storage::DependencyLink>, Status> {
+        let end = ts_ns(end).unwrap_or_else(crate::now_ns);
+        let start = ts_ns(start).unwrap_or(end.saturating_sub(86_400_000_000_000));
+        self.query
+            .dependencies(end, end.saturating_sub(start))
+            .await
+            .map_err(internal)
+    }
+}
+
 fn internal(e: StorageError) -> Status {
     Status::internal(e.to_string())
 }
@@ -295,13 +311,7 @@ impl v2::query_service_server::QueryService for GrpcQuery {
         request: Request<v2::GetDependenciesRequest>,
     ) -> Result<Response<v2::GetDependenciesResponse>, Status> {
         let r = request.into_inner();
-        let end = ts_ns(&r.end_time).unwrap_or_else(crate::now_ns);
-        let start = ts_ns(&r.start_time).unwrap_or(end.saturating_sub(86_400_000_000_000));
-        let links = self
-            .query
-            .dependencies(end, end.saturating_sub(start))
-            .await
-            .map_err(internal)?;
+        let links = self.links(&r.start_time, &r.end_time).await?;
         Ok(Response::new(v2::GetDependenciesResponse {
             dependencies: links
                 .into_iter()
@@ -425,13 +435,7 @@ impl v3::query_service_server::QueryService for GrpcQuery {
         request: Request<v3::GetDependenciesRequest>,
     ) -> Result<Response<v3::DependenciesResponse>, Status> {
         let r = request.into_inner();
-        let end = ts_ns(&r.end_time).unwrap_or_else(crate::now_ns);
-        let start = ts_ns(&r.start_time).unwrap_or(end.saturating_sub(86_400_000_000_000));
-        let links = self
-            .query
-            .dependencies(end, end.saturating_sub(start))
-            .await
-            .map_err(internal)?;
+        let links = self.links(&r.start_time, &r.end_time).await?;
         Ok(Response::new(v3::DependenciesResponse {
             dependencies: links
                 .into_iter()

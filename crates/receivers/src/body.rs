@@ -36,6 +36,37 @@ impl BodyError {
     }
 }
 
+/// The media type of `Content-Type`, lower-cased, without parameters.
+pub fn media_type(headers: &HeaderMap) -> Option<String> {
+    let v = headers.get(header::CONTENT_TYPE)?.to_str().ok()?;
+    let m = v
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    (!m.is_empty()).then_some(m)
+}
+
+/// A plain-text answer (the Jaeger and Zipkin HTTP APIs answer errors in
+/// text); 503 carries `Retry-After`.
+pub fn text(status: axum::http::StatusCode, msg: impl Into<String>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let mut r = (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.into(),
+    )
+        .into_response();
+    if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
+        r.headers_mut().insert(
+            header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    r
+}
+
 /// Reads the whole body (at most `limit` bytes) and inflates it when
 /// `Content-Encoding` says gzip.
 pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Bytes, BodyError> {

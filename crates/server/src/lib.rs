@@ -482,20 +482,38 @@ fn spawn_http(
     })
 }
 
-fn spawn_retention(
-    storage: Arc<dyn Storage>,
-    retention: Duration,
+/// Runs `work` every `every` until shutdown.
+fn spawn_periodic<F, Fut>(
+    every: Duration,
     shutdown: watch::Receiver<bool>,
-) -> JoinHandle<std::io::Result<()>> {
+    mut work: F,
+) -> JoinHandle<std::io::Result<()>>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(300));
+        let mut tick = tokio::time::interval(every);
         let stop = waymark_receivers::wait_shutdown(shutdown);
         tokio::pin!(stop);
         loop {
             tokio::select! {
                 _ = &mut stop => return Ok(()),
-                _ = tick.tick() => {}
+                _ = tick.tick() => work().await,
             }
+        }
+    })
+}
+
+/// Deletes data past the retention period, every 5 minutes.
+fn spawn_retention(
+    storage: Arc<dyn Storage>,
+    retention: Duration,
+    shutdown: watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    spawn_periodic(Duration::from_secs(300), shutdown, move || {
+        let storage = storage.clone();
+        async move {
             let now = std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
                 .map(|d| d.as_nanos() as u64)
@@ -508,19 +526,14 @@ fn spawn_retention(
     })
 }
 
+/// Picks up a collector's new blocks and WAL records (read-only mode).
 fn spawn_refresh(
     storage: Arc<EmbeddedStorage>,
     shutdown: watch::Receiver<bool>,
 ) -> JoinHandle<std::io::Result<()>> {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
-        let stop = waymark_receivers::wait_shutdown(shutdown);
-        tokio::pin!(stop);
-        loop {
-            tokio::select! {
-                _ = &mut stop => return Ok(()),
-                _ = tick.tick() => {}
-            }
+    spawn_periodic(Duration::from_secs(2), shutdown, move || {
+        let storage = storage.clone();
+        async move {
             if let Err(e) = storage.refresh().await {
                 tracing::warn!(error = %e, "refreshing the read-only store failed");
             }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::net::TcpListener;
@@ -13,6 +13,7 @@ use tokio::sync::watch;
 
 use super::thrift::Protocol;
 use super::{PROTO_HTTP, decode_http_batch};
+use crate::body::{media_type, text};
 use crate::{Receiver, ReceiverContext, wait_shutdown};
 
 pub struct JaegerHttpReceiver {
@@ -28,30 +29,8 @@ pub fn router(ctx: ReceiverContext) -> Router {
         .with_state(ctx)
 }
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut r = (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg.into(),
-    )
-        .into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    }
-    r
-}
-
 async fn traces(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) -> Response {
-    let mime = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
+    let mime = media_type(&headers).unwrap_or_default();
     let protocol = match mime.as_str() {
         "application/x-thrift" | "application/vnd.apache.thrift.binary" => Protocol::Binary,
         "application/vnd.apache.thrift.compact" => Protocol::Compact,

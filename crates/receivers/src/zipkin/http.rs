@@ -5,13 +5,14 @@ use async_trait::async_trait;
 use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use super::PROTO_ZIPKIN;
+use crate::body::{media_type, text};
 use crate::otlp::{DecodeError, Decoded};
 use crate::{Receiver, ReceiverContext, wait_shutdown};
 
@@ -28,30 +29,9 @@ pub fn router(ctx: ReceiverContext) -> Router {
         .with_state(ctx)
 }
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
-    let mut r = (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg.into(),
-    )
-        .into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-    }
-    r
-}
-
+/// Zipkin clients that send no content type mean JSON.
 fn mime(headers: &HeaderMap) -> String {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase()
+    media_type(headers).unwrap_or_else(|| "application/json".into())
 }
 
 async fn ingest(
