@@ -2,7 +2,9 @@
 // built UI, and headless Chromium. See harness.mjs for the environment.
 
 import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   api,
@@ -13,6 +15,7 @@ import {
   startUi,
   startWaymark,
   tracegen,
+  UI_DIR,
   waitForTrace,
 } from './harness.mjs';
 
@@ -109,6 +112,12 @@ after(async () => {
   await server?.stop();
 });
 
+// Every page a test opens is photographed as it closes, into
+// ui/test-results/ (kept as CI artifacts, and for people to look at).
+const SHOTS = join(UI_DIR, 'test-results');
+mkdirSync(SHOTS, { recursive: true });
+let shotCount = 0;
+
 async function open(path, { colorScheme = 'light' } = {}) {
   const page = await browser.context.newPage();
   const errors = [];
@@ -116,6 +125,15 @@ async function open(path, { colorScheme = 'light' } = {}) {
   page.errors = errors;
   await page.emulateMedia({ colorScheme });
   await page.goto(ui.url + path);
+  const close = page.close.bind(page);
+  page.close = async (...args) => {
+    const slug = path.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').slice(0, 60) || 'root';
+    shotCount += 1;
+    await page
+      .screenshot({ path: join(SHOTS, `${String(shotCount).padStart(2, '0')}-${slug}.png`) })
+      .catch(() => {});
+    return close(...args);
+  };
   return page;
 }
 
