@@ -301,6 +301,10 @@ async fn write_jobs(
         all.extend(j.spans);
     }
     let res: Result<(), StorageError> = storage.write(all).await;
+    // Give the room back before acknowledging, so that a client that got
+    // its answer never sees its spans still counted as queued.
+    room.add_permits(held);
+    metrics.queue_spans.dec_by(held as i64);
     for (protocol, n, ack) in acks {
         let label = IngestMetrics::label(protocol);
         match &res {
@@ -312,8 +316,6 @@ async fn write_jobs(
     if let Err(e) = &res {
         tracing::error!(error = %e, spans = total, "storage write failed");
     }
-    room.add_permits(held);
-    metrics.queue_spans.dec_by(held as i64);
 }
 
 #[cfg(test)]
