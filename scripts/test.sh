@@ -31,8 +31,8 @@ cargo test --locked --workspace
 
 export WAYMARK_BIN="${WAYMARK_BIN:-$(cd "$TARGET_DIR/debug" && pwd)/waymark}"
 
-step "end-to-end and system tests (real OpenTelemetry, Zipkin and Jaeger clients; crash and bad-input tests)"
-"$PYTHON" -m pytest tests/e2e tests/system -q -p no:cacheprovider
+step "end-to-end, system and demo tests (real OpenTelemetry, Zipkin and Jaeger clients; crash, bad-input and agent tests; the demo shop)"
+"$PYTHON" -m pytest tests/e2e tests/system tests/demo -q -p no:cacheprovider
 
 step "UI tests in headless Chromium, served by waymark itself"
 (cd ui && WAYMARK_UI_URL=waymark npm test)

@@ -1,0 +1,19 @@
+# frontend (Node) of the Waymark demo. Build with demo/ as the context:
+#   docker build -f demo/docker/frontend.Dockerfile -t waymark-demo/frontend demo
+# Runs the same command as demo/run.sh; configure it with the variables in demo/README.md.
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY node/ ./node/
+ENV NODE_ENV=production \
+    DEMO_BIND_HOST=0.0.0.0 \
+    FRONTEND_PORT=8080 \
+    LOGIN_URL=http://login:8091 \
+    CATALOG_URL=http://catalog:8092 \
+    PAYMENT_URL=http://payment:8093 \
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://waymark:4318
+# the unprivileged user of the node image
+USER node
+EXPOSE 8080
+CMD ["node", "node/frontend.js"]

@@ -1,0 +1,16 @@
+# service-b (Node) of the Waymark demo. Build with demo/ as the context:
+#   docker build -f demo/docker/service-b.Dockerfile -t waymark-demo/service-b demo
+# Runs the same command as demo/run.sh; configure it with the variables in demo/README.md.
+FROM node:20-bookworm-slim
+WORKDIR /app
+COPY package.json package-lock.json .npmrc ./
+RUN npm ci --omit=dev --no-audit --no-fund
+COPY node/ ./node/
+ENV NODE_ENV=production \
+    DEMO_BIND_HOST=0.0.0.0 \
+    SERVICE_B_PORT=8082 \
+    OTEL_EXPORTER_OTLP_ENDPOINT=http://waymark:4318
+# the unprivileged user of the node image
+USER node
+EXPOSE 8082
+CMD ["node", "node/service-b.js"]
