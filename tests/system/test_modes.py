@@ -3,6 +3,7 @@ processes over one data directory, admin endpoints and metrics, CORS for
 browser SDKs, and configuration errors that name the bad key."""
 
 import os
+import pathlib
 import subprocess
 import time
 import uuid
@@ -198,3 +199,25 @@ def test_environment_overrides(tmp_path):
         assert (tmp_path / "from-env" / "wal").is_dir()
     finally:
         _stop(proc)
+
+
+def test_dockerfile_runs_what_we_test(make_server, tmp_path):
+    """No container engine runs here, so check what the image would run:
+    a non-root user, the waymark entrypoint, and a HEALTHCHECK command that
+    really passes against a running server (admin port substituted)."""
+    import json as _json
+    import re
+
+    text = (pathlib.Path(__file__).parents[2] / "Dockerfile").read_text()
+    assert re.search(r"^USER 10001", text, re.M), "runs as a non-root user"
+    assert 'ENTRYPOINT ["/usr/local/bin/waymark"]' in text
+    assert "ENV WAYMARK_DATA_DIR=/var/lib/waymark" in text
+    assert "HEALTHCHECK" in text
+    hc = re.search(r"^\s*CMD (\[.*\])$", text, re.M).group(1)
+    argv = _json.loads(hc)
+    srv = make_server()
+    srv.start()
+    argv = [a.replace("14269", str(srv.admin_port)) for a in argv]
+    assert subprocess.run(argv, timeout=10).returncode == 0, argv
+    srv.stop()
+    assert subprocess.run(argv, timeout=10).returncode != 0, "fails when the server is down"
