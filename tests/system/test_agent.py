@@ -117,8 +117,9 @@ def test_agent_outage_kill_and_full_queue(tmp_path):
             r, t = _send(a_http)
             assert r.status_code == 200, r.text
             outage.append(t)
-        time.sleep(1.0)
+        time.sleep(1.2)
         assert _metric(a_admin, "waymark_agent_queue_records") >= 1
+        assert _metric(a_admin, "waymark_agent_oldest_record_age_seconds") >= 1
         collector.start(c_admin)
         _wait_all(c_query, outage, exact=True)
         _wait_all(c_query, traces, exact=True)

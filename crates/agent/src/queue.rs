@@ -63,6 +63,8 @@ struct Inner {
     writer: SegmentWriter,
     /// seq → (records, bytes) of every segment on disk.
     segments: BTreeMap<u64, (u64, u64)>,
+    /// seq → when the segment was started (its file's time after a restart).
+    born: BTreeMap<u64, std::time::SystemTime>,
     cursor: Position,
 }
 
@@ -128,6 +130,15 @@ impl DiskQueue {
                 .unwrap_or(0);
             segments.insert(seq, (r.records.len() as u64, bytes));
         }
+        let mut born: BTreeMap<u64, std::time::SystemTime> = segments
+            .keys()
+            .map(|seq| {
+                let t = std::fs::metadata(wal::segment_path(&cfg.dir, *seq))
+                    .and_then(|m| m.modified())
+                    .unwrap_or_else(|_| std::time::SystemTime::now());
+                (*seq, t)
+            })
+            .collect();
         let first = segments.keys().next().copied().unwrap_or(1);
         let mut cursor = read_cursor(&cfg.dir).unwrap_or(Position {
             seq: first,
@@ -159,6 +170,7 @@ impl DiskQueue {
             + 1;
         let writer = SegmentWriter::create(&cfg.dir, next)?;
         segments.insert(next, (0, writer.len));
+        born.insert(next, std::time::SystemTime::now());
         if segments.keys().next() == Some(&next) {
             cursor = Position {
                 seq: next,
@@ -170,6 +182,7 @@ impl DiskQueue {
             inner: Mutex::new(Inner {
                 writer,
                 segments,
+                born,
                 cursor,
             }),
             notify: Notify::new(),
@@ -194,6 +207,34 @@ impl DiskQueue {
         (bytes, records)
     }
 
+    /// An upper bound on the age of the oldest record waiting for a
+    /// collector: the age of the segment holding it. Zero when empty.
+    pub fn oldest_age(&self) -> std::time::Duration {
+        let g = self.inner.lock();
+        let waiting = g.segments.range(g.cursor.seq..).any(|(seq, (n, _))| {
+            if *seq == g.cursor.seq {
+                *n > g.cursor.index
+            } else {
+                *n > 0
+            }
+        });
+        if !waiting {
+            return std::time::Duration::ZERO;
+        }
+        g.segments
+            .range(g.cursor.seq..)
+            .find(|(seq, (n, _))| {
+                if **seq == g.cursor.seq {
+                    *n > g.cursor.index
+                } else {
+                    *n > 0
+                }
+            })
+            .and_then(|(seq, _)| g.born.get(seq))
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default()
+    }
+
     /// Appends spans durably (synced before returning).
     pub fn append(&self, spans: &[Span]) -> Result<(), QueueError> {
         if spans.is_empty() {
@@ -214,6 +255,7 @@ impl DiskQueue {
                 g.writer = SegmentWriter::create(&self.cfg.dir, next)?;
                 let len = g.writer.len;
                 g.segments.insert(next, (0, len));
+                g.born.insert(next, std::time::SystemTime::now());
             }
             g.writer.append(&payload);
             g.writer.write_out(true)?;
@@ -301,6 +343,7 @@ impl DiskQueue {
                 g.writer = SegmentWriter::create(&self.cfg.dir, next)?;
                 let len = g.writer.len;
                 g.segments.insert(next, (0, len));
+                g.born.insert(next, std::time::SystemTime::now());
             }
             if let Some(next) = g.segments.range(cursor.seq + 1..).next().map(|(s, _)| *s) {
                 cursor = Position {
@@ -316,6 +359,7 @@ impl DiskQueue {
             std::fs::remove_file(wal::segment_path(&self.cfg.dir, seq))
                 .map_err(|e| io("deleting delivered queue segment", e))?;
             g.segments.remove(&seq);
+            g.born.remove(&seq);
         }
         Ok(())
     }
@@ -378,8 +422,10 @@ mod tests {
         let rest = q.read(100, Duration::ZERO).await.unwrap();
         let got: Vec<u128> = ids(&rest).iter().map(|(t, _)| *t).collect();
         assert_eq!(got, (5..=10u128).flat_map(|t| [t, t]).collect::<Vec<_>>());
+        assert!(q.oldest_age() > Duration::ZERO);
         q.ack(rest.last().unwrap().0).unwrap();
         assert_eq!(q.backlog().1, 0);
+        assert_eq!(q.oldest_age(), Duration::ZERO);
         assert!(
             q.read(10, Duration::from_millis(10))
                 .await

@@ -386,6 +386,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
 struct AgentGauges {
     queue_bytes: prometheus_client::metrics::gauge::Gauge,
     queue_records: prometheus_client::metrics::gauge::Gauge,
+    oldest_age_seconds: prometheus_client::metrics::gauge::Gauge,
     forwarded: prometheus_client::metrics::counter::Counter,
     retries: prometheus_client::metrics::counter::Counter,
     rejected: prometheus_client::metrics::counter::Counter,
@@ -402,6 +403,11 @@ impl AgentGauges {
             "waymark_agent_queue_records",
             "Batches waiting in the agent queue",
             self.queue_records.clone(),
+        );
+        reg.register(
+            "waymark_agent_oldest_record_age_seconds",
+            "Age of the oldest batch waiting in the agent queue (an upper bound: its segment's age)",
+            self.oldest_age_seconds.clone(),
         );
         reg.register(
             "waymark_agent_forwarded_spans",
@@ -425,6 +431,7 @@ impl AgentGauges {
         let (bytes, records) = q.backlog();
         self.queue_bytes.set(bytes as i64);
         self.queue_records.set(records as i64);
+        self.oldest_age_seconds.set(q.oldest_age().as_secs() as i64);
         for (c, v) in [
             (&self.forwarded, s.forwarded_spans.load(Relaxed)),
             (&self.retries, s.retries.load(Relaxed)),
