@@ -1,5 +1,7 @@
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { getServices } from './api';
+import { registerServices } from './colors';
 import { Notice } from './components/common';
 import { onTimeZoneChange, setTimeZoneMode, timeZoneMode } from './format';
 import { ComparePage } from './pages/compare';
@@ -59,6 +61,15 @@ function App() {
   const loc = useLocation();
   const [, setTick] = useState(0);
   useEffect(() => onTimeZoneChange(() => setTick((t) => t + 1)), []);
+  // Distinct colours for the server's services once their list is known.
+  useEffect(() => {
+    getServices()
+      .then((names) => {
+        registerServices(names);
+        setTick((t) => t + 1);
+      })
+      .catch(() => {});
+  }, []);
   const path = loc.path.replace(/\/+$/, '') || '/';
   let page;
   let section = '';

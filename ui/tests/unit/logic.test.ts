@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { registerServices, serviceColor } from '../../src/colors';
 import { layoutDag } from '../../src/dag';
 import { formatDuration, parseDuration } from '../../src/format';
 import { parseLogfmt, toLogfmt } from '../../src/logfmt';
@@ -146,4 +147,15 @@ test('dag layout: ordering removes avoidable crossings', () => {
   );
   const y = Object.fromEntries(l.nodes.map((n) => [n.id, n.y]));
   assert.equal(y.a < y.b, y.z < y.y);
+});
+
+test('service colours: known services get distinct colours, stable by name', () => {
+  const names = ['fork-gw', 'fork-worker', 'cart', 'auth', 'payment', 'catalog'];
+  registerServices(names);
+  const colours = names.map(serviceColor);
+  assert.equal(new Set(colours).size, names.length);
+  registerServices([...names].reverse());
+  assert.deepEqual(names.map(serviceColor), colours, 'order of the list does not matter');
+  assert.match(serviceColor('uploaded-only'), /^hsl\(/);
+  assert.equal(serviceColor('uploaded-only'), serviceColor('uploaded-only'));
 });
