@@ -47,10 +47,11 @@ class Proc:
                 self.p.wait()
 
 
-def _others():
+def _others(*given):
     out = []
     for flag in OTHER_LISTENERS:
-        out += [flag, "127.0.0.1:0"]
+        if flag not in given:
+            out += [flag, "127.0.0.1:0"]
     return out
 
 
@@ -88,19 +89,33 @@ def _metric(admin_port, name):
 
 
 def test_agent_outage_kill_and_full_queue(tmp_path):
-    c_grpc, c_http, c_query, c_admin, c_qgrpc = free_ports(5)
-    a_grpc, a_http, a_admin = free_ports(3)
+    c_grpc, c_http, c_query, c_admin, c_qgrpc, c_jgrpc = free_ports(6)
+    a_grpc, a_http, a_admin, a_sampling = free_ports(4)
+    strategies = tmp_path / "strategies.json"
+    strategies.write_text('{"service_strategies": [{"service": "proxied", "type": "ratelimiting", "param": 9}],'
+                          ' "default_strategy": {"type": "probabilistic", "param": 0.5}}')
     collector = Proc(["all-in-one", "--data-dir", str(tmp_path / "collector"),
                       "--otlp-grpc-listen", f"127.0.0.1:{c_grpc}", "--otlp-http-listen", f"127.0.0.1:{c_http}",
                       "--query-listen", f"127.0.0.1:{c_query}", "--admin-listen", f"127.0.0.1:{c_admin}",
-                      "--query-grpc-listen", f"127.0.0.1:{c_qgrpc}", *_others()], tmp_path / "collector.log")
+                      "--query-grpc-listen", f"127.0.0.1:{c_qgrpc}",
+                      "--jaeger-grpc-listen", f"127.0.0.1:{c_jgrpc}",
+                      "--sampling-strategies-file", str(strategies),
+                      *_others("--jaeger-grpc-listen")], tmp_path / "collector.log")
     agent = Proc(["agent", "--data-dir", str(tmp_path / "agent"), "--collector", f"127.0.0.1:{c_grpc}",
+                  "--sampling-collector", f"127.0.0.1:{c_jgrpc}",
+                  "--sampling-listen", f"127.0.0.1:{a_sampling}",
                   "--otlp-grpc-listen", f"127.0.0.1:{a_grpc}", "--otlp-http-listen", f"127.0.0.1:{a_http}",
-                  "--admin-listen", f"127.0.0.1:{a_admin}", *_others()], tmp_path / "agent.log")
+                  "--admin-listen", f"127.0.0.1:{a_admin}", *_others("--sampling-listen")], tmp_path / "agent.log")
     full_agent = None
     try:
         collector.start(c_admin)
         agent.start(a_admin)
+
+        # 0. The agent's sampling port proxies the collector's strategies.
+        r = requests.get(f"http://127.0.0.1:{a_sampling}/sampling", params={"service": "proxied"}, timeout=10)
+        assert r.json() == {"strategyType": "RATE_LIMITING", "rateLimitingSampling": {"maxTracesPerSecond": 9}}
+        r = requests.get(f"http://127.0.0.1:{a_sampling}/", params={"service": "other"}, timeout=10)
+        assert r.json() == {"strategyType": 0, "probabilisticSampling": {"samplingRate": 0.5}}
 
         # 1. Normal forwarding.
         traces = []
@@ -112,6 +127,9 @@ def test_agent_outage_kill_and_full_queue(tmp_path):
 
         # 2. Collector down: the agent keeps acknowledging, spans wait on disk.
         collector.stop()
+        # While the collector is away the agent serves the last answer.
+        r = requests.get(f"http://127.0.0.1:{a_sampling}/sampling", params={"service": "proxied"}, timeout=10)
+        assert r.json()["rateLimitingSampling"] == {"maxTracesPerSecond": 9}
         outage = []
         for _ in range(20):
             r, t = _send(a_http)

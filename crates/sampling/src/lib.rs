@@ -289,14 +289,42 @@ fn service_param(q: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn answer(store: &StrategyStore, q: Option<&str>, numeric: bool) -> Response {
+/// Where the HTTP endpoints get strategies from: the local strategies
+/// file, or (in the agent) a collector.
+#[tonic::async_trait]
+pub trait StrategyProvider: Send + Sync + 'static {
+    /// The `SamplingStrategyResponse` for a service as proto-JSON (enum
+    /// names).
+    async fn strategy(&self, service: &str) -> Value;
+}
+
+#[tonic::async_trait]
+impl StrategyProvider for StrategyStore {
+    async fn strategy(&self, service: &str) -> Value {
+        self.get().response(service, false)
+    }
+}
+
+/// Enum names → numbers, for the legacy endpoint.
+fn numeric(mut v: Value) -> Value {
+    if let Some(t) = v.get_mut("strategyType") {
+        *t = json!(if t == "RATE_LIMITING" { 1 } else { 0 });
+    }
+    v
+}
+
+async fn answer(p: &dyn StrategyProvider, q: Option<&str>, numeric_enums: bool) -> Response {
     match service_param(q) {
-        Some(service) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            store.get().response(&service, numeric).to_string(),
-        )
-            .into_response(),
+        Some(service) => {
+            let v = p.strategy(&service).await;
+            let v = if numeric_enums { numeric(v) } else { v };
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                v.to_string(),
+            )
+                .into_response()
+        }
         None => (
             StatusCode::BAD_REQUEST,
             "'service' parameter must be provided, e.g. /sampling?service=checkout\n",
@@ -305,27 +333,118 @@ fn answer(store: &StrategyStore, q: Option<&str>, numeric: bool) -> Response {
     }
 }
 
-async fn sampling(State(s): State<StrategyStore>, RawQuery(q): RawQuery) -> Response {
-    answer(&s, q.as_deref(), false)
+type Provider = Arc<dyn StrategyProvider>;
+
+async fn sampling(State(p): State<Provider>, RawQuery(q): RawQuery) -> Response {
+    answer(p.as_ref(), q.as_deref(), false).await
 }
 
-async fn legacy(State(s): State<StrategyStore>, RawQuery(q): RawQuery) -> Response {
-    answer(&s, q.as_deref(), true)
+async fn legacy(State(p): State<Provider>, RawQuery(q): RawQuery) -> Response {
+    answer(p.as_ref(), q.as_deref(), true).await
 }
 
 /// The agent-style sampling port (5778): `/sampling` and the legacy `/`.
-pub fn agent_router(store: StrategyStore) -> Router {
+pub fn agent_router(provider: Provider) -> Router {
     Router::new()
         .route("/sampling", get(sampling))
         .route("/", get(legacy))
-        .with_state(store)
+        .with_state(provider)
 }
 
 /// The collector's `GET /api/sampling`, merged into its HTTP port.
-pub fn collector_router(store: StrategyStore) -> Router {
+pub fn collector_router(provider: Provider) -> Router {
     Router::new()
         .route("/api/sampling", get(sampling))
-        .with_state(store)
+        .with_state(provider)
+}
+
+/// Strategies fetched from a collector's `SamplingManager` (the agent's
+/// proxy): answers are cached per service for `ttl`; when the collector
+/// cannot be reached the last answer (however old) is served, or else the
+/// local fallback.
+pub struct RemoteStrategies {
+    endpoint: String,
+    ttl: Duration,
+    fallback: StrategyStore,
+    cache: parking_lot::Mutex<std::collections::HashMap<String, (std::time::Instant, Value)>>,
+}
+
+impl RemoteStrategies {
+    pub fn new(endpoint: String, ttl: Duration, fallback: StrategyStore) -> Self {
+        RemoteStrategies {
+            endpoint,
+            ttl,
+            fallback,
+            cache: Default::default(),
+        }
+    }
+
+    async fn fetch(&self, service: &str) -> Result<Value, String> {
+        use waymark_proto::jaeger::api_v2 as pb;
+        let mut c = pb::sampling_manager_client::SamplingManagerClient::connect(format!(
+            "http://{}",
+            self.endpoint
+        ))
+        .await
+        .map_err(|e| e.to_string())?;
+        let r = c
+            .get_sampling_strategy(pb::SamplingStrategyParameters {
+                service_name: service.to_string(),
+            })
+            .await
+            .map_err(|e| e.to_string())?
+            .into_inner();
+        Ok(from_proto(&r))
+    }
+}
+
+#[tonic::async_trait]
+impl StrategyProvider for RemoteStrategies {
+    async fn strategy(&self, service: &str) -> Value {
+        if let Some((at, v)) = self.cache.lock().get(service)
+            && at.elapsed() < self.ttl
+        {
+            return v.clone();
+        }
+        match self.fetch(service).await {
+            Ok(v) => {
+                self.cache
+                    .lock()
+                    .insert(service.to_string(), (std::time::Instant::now(), v.clone()));
+                v
+            }
+            Err(e) => {
+                tracing::warn!(collector = %self.endpoint, error = %e, "sampling strategy not fetched; serving the last known or the local one");
+                match self.cache.lock().get(service) {
+                    Some((_, v)) => v.clone(),
+                    None => self.fallback.get().response(service, false),
+                }
+            }
+        }
+    }
+}
+
+/// A proto `SamplingStrategyResponse` as proto-JSON (the inverse of
+/// [`to_proto`]).
+pub fn from_proto(r: &waymark_proto::jaeger::api_v2::SamplingStrategyResponse) -> Value {
+    let mut v = json!({"strategyType": if r.strategy_type == 1 { "RATE_LIMITING" } else { "PROBABILISTIC" }});
+    if let Some(p) = &r.probabilistic_sampling {
+        v["probabilisticSampling"] = json!({"samplingRate": p.sampling_rate});
+    }
+    if let Some(rl) = &r.rate_limiting_sampling {
+        v["rateLimitingSampling"] = json!({"maxTracesPerSecond": rl.max_traces_per_second});
+    }
+    if let Some(o) = &r.operation_sampling {
+        v["operationSampling"] = json!({
+            "defaultSamplingProbability": o.default_sampling_probability,
+            "defaultLowerBoundTracesPerSecond": o.default_lower_bound_traces_per_second,
+            "perOperationStrategies": o.per_operation_strategies.iter().map(|p| json!({
+                "operation": p.operation,
+                "probabilisticSampling": {"samplingRate": p.probabilistic_sampling.as_ref().map(|s| s.sampling_rate).unwrap_or(0.0)},
+            })).collect::<Vec<_>>(),
+        });
+    }
+    v
 }
 
 /// `jaeger.api_v2.SamplingManager` over gRPC (served on 14250).
@@ -450,6 +569,15 @@ mod tests {
     }
 
     #[test]
+    fn proto_roundtrip() {
+        let s = Strategies::parse(FILE, "t").unwrap();
+        for svc in ["foo", "bar", "other"] {
+            let v = s.response(svc, false);
+            assert_eq!(from_proto(&to_proto(&v)), v, "{svc}");
+        }
+    }
+
+    #[test]
     fn bad_files_are_refused_with_reasons() {
         let e = Strategies::parse(
             r#"{"default_strategy": {"type": "probabilistic", "param": 2}}"#,
@@ -505,7 +633,8 @@ mod tests {
     async fn http_endpoints() {
         use tower::ServiceExt;
         let store = StrategyStore::new(Strategies::parse(FILE, "t").unwrap());
-        let app = agent_router(store.clone()).merge(collector_router(store));
+        let provider: Arc<dyn StrategyProvider> = Arc::new(store);
+        let app = agent_router(provider.clone()).merge(collector_router(provider));
         for (uri, status, want) in [
             ("/sampling?service=bar", 200, "RATE_LIMITING"),
             ("/?service=bar", 200, "\"strategyType\":1"),

@@ -232,6 +232,29 @@ pub struct AgentSettings {
     pub queue_max_bytes: u64,
     /// Compress exports to collectors with gzip.
     pub gzip: bool,
+    /// The collector's Jaeger gRPC endpoint (`SamplingManager`) the agent
+    /// proxies sampling requests to; default: the first collector's host on
+    /// port 14250.
+    pub sampling_collector: Option<String>,
+}
+
+impl AgentSettings {
+    /// Where the agent fetches sampling strategies.
+    pub fn sampling_endpoint(&self) -> String {
+        if let Some(e) = &self.sampling_collector {
+            return e.clone();
+        }
+        let first = self
+            .collectors
+            .first()
+            .map(String::as_str)
+            .unwrap_or("127.0.0.1:4317");
+        let host = match first.rsplit_once(':') {
+            Some((h, _)) => h,
+            None => first,
+        };
+        format!("{host}:14250")
+    }
 }
 
 impl Default for AgentSettings {
@@ -241,6 +264,7 @@ impl Default for AgentSettings {
             queue_dir: None,
             queue_max_bytes: 1 << 30,
             gzip: false,
+            sampling_collector: None,
         }
     }
 }

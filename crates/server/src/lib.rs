@@ -269,11 +269,22 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             }
             None => waymark_sampling::StrategyStore::default(),
         };
+        // The agent asks a collector (and falls back to its own file); the
+        // other modes answer from their file.
+        let provider: Arc<dyn waymark_sampling::StrategyProvider> = if mode == Mode::Agent {
+            Arc::new(waymark_sampling::RemoteStrategies::new(
+                cfg.agent.sampling_endpoint(),
+                Duration::from_secs(60),
+                strategies.clone(),
+            ))
+        } else {
+            Arc::new(strategies.clone())
+        };
         tasks.push((
             "sampling",
             spawn_http(
                 sl,
-                waymark_sampling::agent_router(strategies.clone()),
+                waymark_sampling::agent_router(provider.clone()),
                 shutdown_rx.clone(),
             ),
         ));
@@ -310,7 +321,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             Box::new(JaegerHttpReceiver {
                 listener: jh,
                 ctx: ctx.clone(),
-                extra: Some(waymark_sampling::collector_router(strategies.clone())),
+                extra: Some(waymark_sampling::collector_router(provider)),
             }),
             Box::new(JaegerGrpcReceiver {
                 listener: jg,

@@ -137,6 +137,9 @@ pub struct ServerArgs {
     /// (agent) Most bytes waiting for a collector before new spans are refused [default: 1073741824].
     #[arg(long, env = "WAYMARK_QUEUE_MAX_BYTES")]
     pub queue_max_bytes: Option<u64>,
+    /// (agent) Collector Jaeger gRPC endpoint for sampling strategies [default: first collector's host:14250].
+    #[arg(long, env = "WAYMARK_SAMPLING_COLLECTOR")]
+    pub sampling_collector: Option<String>,
     /// (agent) Compress exports to collectors with gzip.
     #[arg(long, env = "WAYMARK_FORWARD_GZIP")]
     pub forward_gzip: Option<bool>,
@@ -249,6 +252,9 @@ impl ServerArgs {
         }
         if let Some(v) = self.queue_max_bytes {
             c.agent.queue_max_bytes = v;
+        }
+        if let Some(v) = &self.sampling_collector {
+            c.agent.sampling_collector = Some(v.clone());
         }
         if let Some(v) = self.forward_gzip {
             c.agent.gzip = v;
@@ -367,6 +373,7 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         queue_dir,
         queue_max_bytes,
         forward_gzip,
+        sampling_collector,
         log_level
     )
 }
