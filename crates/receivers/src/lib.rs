@@ -38,6 +38,24 @@ pub trait Receiver: Send + 'static {
     async fn run(self: Box<Self>, shutdown: watch::Receiver<bool>) -> std::io::Result<()>;
 }
 
+/// The resource with these attributes from `seen`, or a new one added to
+/// it, so that spans of one service instance in a request share one
+/// `Arc` (and storage writes it once).
+pub fn intern_resource(
+    seen: &mut Vec<Arc<waymark_model::Resource>>,
+    attributes: Vec<waymark_model::KeyValue>,
+) -> Arc<waymark_model::Resource> {
+    if let Some(r) = seen.iter().find(|r| r.attributes == attributes) {
+        return r.clone();
+    }
+    let r = Arc::new(waymark_model::Resource {
+        attributes,
+        dropped_attributes_count: 0,
+    });
+    seen.push(r.clone());
+    r
+}
+
 /// Resolves when the shutdown flag turns true (or its sender is dropped).
 pub async fn wait_shutdown(mut rx: watch::Receiver<bool>) {
     while !*rx.borrow() {

@@ -188,9 +188,8 @@ pub fn to_model(
     }
     let mut resources: Vec<Arc<Resource>> = Vec::new();
     let mut scopes: Vec<Arc<Scope>> = vec![Arc::new(Scope::default())];
-    for (i, (process, s)) in spans.into_iter().enumerate() {
-        let p = process.as_ref().unwrap_or(batch_process);
-        let mut res_attrs = vec![KeyValue::new(
+    let process_attrs = |p: &JaegerProcess| {
+        let mut attrs = vec![KeyValue::new(
             SERVICE_NAME,
             AnyValue::String(if p.service_name.is_empty() {
                 waymark_model::UNKNOWN_SERVICE.into()
@@ -198,17 +197,16 @@ pub fn to_model(
                 p.service_name.clone()
             }),
         )];
-        res_attrs.extend(p.tags.iter().cloned());
-        let resource = match resources.iter().find(|r| r.attributes == res_attrs) {
-            Some(r) => r.clone(),
-            None => {
-                let r = Arc::new(Resource {
-                    attributes: res_attrs,
-                    dropped_attributes_count: 0,
-                });
-                resources.push(r.clone());
-                r
-            }
+        attrs.extend(p.tags.iter().cloned());
+        attrs
+    };
+    // The batch's process is built once; only spans with a process of
+    // their own (api_v2) pay for another lookup.
+    let batch_resource = crate::intern_resource(&mut resources, process_attrs(batch_process));
+    for (i, (process, s)) in spans.into_iter().enumerate() {
+        let resource = match &process {
+            Some(p) => crate::intern_resource(&mut resources, process_attrs(p)),
+            None => batch_resource.clone(),
         };
         let name = s.operation_name.clone();
         match span(s, &resource, &mut scopes, limits) {

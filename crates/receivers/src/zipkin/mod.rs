@@ -137,17 +137,7 @@ fn span(
     {
         res_attrs.push(KeyValue::new("ip", AnyValue::String(ip.clone())));
     }
-    let resource = match resources.iter().find(|r| r.attributes == res_attrs) {
-        Some(r) => r.clone(),
-        None => {
-            let r = Arc::new(Resource {
-                attributes: res_attrs,
-                dropped_attributes_count: 0,
-            });
-            resources.push(r.clone());
-            r
-        }
-    };
+    let resource = crate::intern_resource(resources, res_attrs);
 
     let mut attributes = Vec::with_capacity(z.tags.len() + 4);
     let mut status = Status::default();
