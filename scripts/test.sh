@@ -13,6 +13,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "formatting"
 cargo fmt --all -- --check
+cargo fmt --manifest-path fuzz/Cargo.toml -- --check
 
 step "the checked-in UI bundle matches ui/src"
 (cd ui && npm run --silent build)
@@ -28,6 +29,9 @@ step "checked-in protobuf code matches its .proto files"
 
 step "cargo tests"
 cargo test --locked --workspace
+
+step "fuzz targets, a short pass (every decoder; scripts/fuzz.sh for long runs)"
+FUZZ_CORPUS="$TARGET_DIR/fuzz-corpus" bash scripts/fuzz.sh "${WAYMARK_FUZZ_RUNS:-20000}"
 
 export WAYMARK_BIN="${WAYMARK_BIN:-$(cd "$TARGET_DIR/debug" && pwd)/waymark}"
 

@@ -178,6 +178,17 @@ mod tests {
     }
 
     #[test]
+    fn timestamps_near_the_end_of_time_saturate() {
+        // Found by fuzz/zipkin_v1_thrift: start + duration overflowed.
+        let body =
+            br#"[{"traceId":"1","id":"2","timestamp":18446744073709551,"duration":9000000000000}]"#;
+        let d = decode_v2_json(body, &Limits::default()).unwrap();
+        let s = &d.spans[0];
+        assert!(s.end_time_unix_nano >= s.start_time_unix_nano);
+        assert_eq!(s.end_time_unix_nano, u64::MAX);
+    }
+
+    #[test]
     fn not_a_list_is_refused() {
         assert!(matches!(
             decode_v2_json(b"{}", &Limits::default()),

@@ -183,7 +183,7 @@ fn span(
         name: z.name,
         kind: z.kind.unwrap_or(SpanKind::Unspecified),
         start_time_unix_nano: start,
-        end_time_unix_nano: start + z.duration.saturating_mul(1_000),
+        end_time_unix_nano: start.saturating_add(z.duration.saturating_mul(1_000)),
         attributes,
         dropped_attributes_count: 0,
         events: z

@@ -1,0 +1,14 @@
+//! Jaeger agent UDP packet, Thrift compact protocol (6831): Agent.emitBatch.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use waymark_fuzz::{check, limits};
+use waymark_receivers::jaeger::thrift::Protocol;
+
+fuzz_target!(|data: &[u8]| {
+    check(waymark_receivers::jaeger::decode_agent_packet(
+        data,
+        Protocol::Compact,
+        &limits(),
+    ));
+});

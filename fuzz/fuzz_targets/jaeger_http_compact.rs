@@ -1,0 +1,14 @@
+//! A Thrift compact Batch, as the HTTP receiver never sees but the agent path shares.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use waymark_fuzz::{check, limits};
+use waymark_receivers::jaeger::thrift::Protocol;
+
+fuzz_target!(|data: &[u8]| {
+    check(waymark_receivers::jaeger::decode_http_batch(
+        data,
+        Protocol::Compact,
+        &limits(),
+    ));
+});
