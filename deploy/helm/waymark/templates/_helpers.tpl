@@ -1,0 +1,421 @@
+{{/*
+Names. The full name prefixes every resource: the release name, with the
+chart name appended unless the release name already contains it (release
+"waymark" gives waymark-collector, waymark-query, ...).
+*/}}
+{{- define "waymark.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "waymark.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 40 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 40 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "waymark.collectorService" -}}{{ include "waymark.fullname" . }}-collector{{- end -}}
+{{- define "waymark.queryService" -}}{{ include "waymark.fullname" . }}-query{{- end -}}
+{{- define "waymark.agentService" -}}{{ include "waymark.fullname" . }}-agent{{- end -}}
+{{- define "waymark.headlessService" -}}{{ include "waymark.fullname" . }}-headless{{- end -}}
+{{- define "waymark.samplingConfigMap" -}}
+{{- default (printf "%s-sampling" (include "waymark.fullname" .)) .Values.sampling.existingConfigMap -}}
+{{- end -}}
+
+{{- define "waymark.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "waymark.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "waymark.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* Labels. Call with (dict "ctx" $ "component" "collector"). */}}
+{{- define "waymark.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "waymark.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+{{- if .component }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+{{- end -}}
+
+{{- define "waymark.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .ctx.Chart.Name .ctx.Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "waymark.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: waymark
+{{- end -}}
+
+{{/* The component label of the pod that runs the store's writer. */}}
+{{- define "waymark.storeComponent" -}}
+{{- if eq .Values.mode "allInOne" -}}all-in-one{{- else -}}collector{{- end -}}
+{{- end -}}
+
+{{/*
+Checks the schema cannot express, and a second line of defence for the
+ones it does (an install with --skip-schema-validation still meets these).
+*/}}
+{{- define "waymark.validate" -}}
+{{- if not (has .Values.mode (list "allInOne" "distributed")) -}}
+{{- fail (printf "mode must be allInOne or distributed, not %q" (toString .Values.mode)) -}}
+{{- end -}}
+{{- if eq .Values.storage.type "embedded" -}}
+{{- if .Values.collector.autoscaling.enabled -}}
+{{- fail "collector.autoscaling.enabled: the embedded store has a single writer on one volume, so the collector cannot be scaled out; autoscaling needs a shared storage backend (storage.type), which Waymark does not have yet" -}}
+{{- end -}}
+{{- if ne (int .Values.collector.replicas) 1 -}}
+{{- fail (printf "collector.replicas: the embedded store has a single writer on one volume, so the collector runs exactly 1 replica (got %v)" .Values.collector.replicas) -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "storage.type %q is not supported by this chart (only embedded)" (toString .Values.storage.type)) -}}
+{{- end -}}
+{{- if and .Values.sampling.existingConfigMap .Values.sampling.strategies -}}
+{{- fail "sampling: set either strategies or existingConfigMap, not both" -}}
+{{- end -}}
+{{- $seen := dict -}}
+{{- range $key, $port := .Values.ports -}}
+{{- if and (eq $key "queryAdmin") (ne $.Values.mode "distributed") -}}{{- continue -}}{{- end -}}
+{{- $p := toString (int $port) -}}
+{{- if hasKey $seen $p -}}
+{{- fail (printf "ports.%s and ports.%s are both %s; every Waymark port must differ" (get $seen $p) $key $p) -}}
+{{- end -}}
+{{- $_ := set $seen $p $key -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "waymark.samplingEnabled" -}}
+{{- if or .Values.sampling.strategies .Values.sampling.existingConfigMap -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+Arguments. Each helper prints YAML list items; every listener binds
+0.0.0.0 on the port from .Values.ports, the same number the container ports,
+the Services and the probes use.
+*/}}
+{{- define "waymark.args.ingestListeners" -}}
+- {{ printf "--otlp-grpc-listen=0.0.0.0:%d" (int .Values.ports.otlpGrpc) | quote }}
+- {{ printf "--otlp-http-listen=0.0.0.0:%d" (int .Values.ports.otlpHttp) | quote }}
+- {{ printf "--zipkin-listen=0.0.0.0:%d" (int .Values.ports.zipkin) | quote }}
+- {{ printf "--jaeger-compact-listen=0.0.0.0:%d" (int .Values.ports.jaegerCompact) | quote }}
+- {{ printf "--jaeger-binary-listen=0.0.0.0:%d" (int .Values.ports.jaegerBinary) | quote }}
+- {{ printf "--sampling-listen=0.0.0.0:%d" (int .Values.ports.sampling) | quote }}
+- {{ printf "--jaeger-grpc-listen=0.0.0.0:%d" (int .Values.ports.jaegerGrpc) | quote }}
+- {{ printf "--jaeger-http-listen=0.0.0.0:%d" (int .Values.ports.jaegerHttp) | quote }}
+{{- end -}}
+
+{{- define "waymark.args.queryListeners" -}}
+- {{ printf "--query-listen=0.0.0.0:%d" (int .Values.ports.queryHttp) | quote }}
+- {{ printf "--query-grpc-listen=0.0.0.0:%d" (int .Values.ports.queryGrpc) | quote }}
+{{- end -}}
+
+{{/* Receiver limits, the pipeline and the sampling file (every ingesting mode). */}}
+{{- define "waymark.args.ingest" -}}
+- {{ printf "--max-request-bytes=%d" (int64 .Values.limits.maxRequestBytes) | quote }}
+- {{ printf "--max-spans-per-request=%d" (int64 .Values.limits.maxSpansPerRequest) | quote }}
+- {{ printf "--max-attributes-per-span=%d" (int64 .Values.limits.maxAttributesPerSpan) | quote }}
+- {{ printf "--max-string-bytes=%d" (int64 .Values.limits.maxStringBytes) | quote }}
+- {{ printf "--queue-spans=%d" (int64 .Values.pipeline.queueSpans) | quote }}
+- {{ printf "--max-batch-spans=%d" (int64 .Values.pipeline.maxBatchSpans) | quote }}
+- {{ printf "--queue-max-wait=%s" .Values.pipeline.queueMaxWait | quote }}
+{{- with .Values.otlp.corsAllowedOrigins }}
+- {{ printf "--cors-allowed-origins=%s" (join "," .) | quote }}
+{{- end }}
+{{- if include "waymark.samplingEnabled" . }}
+- "--sampling-strategies-file=/etc/waymark/sampling/strategies.json"
+{{- end }}
+{{- end -}}
+
+{{/* The embedded store's writer. */}}
+{{- define "waymark.args.storage" -}}
+- "--data-dir=/var/lib/waymark"
+- {{ printf "--fsync=%s" .Values.storage.embedded.fsync | quote }}
+- {{ printf "--retention=%s" .Values.storage.embedded.retention | quote }}
+- {{ printf "--head-max-age=%s" .Values.storage.embedded.headMaxAge | quote }}
+- {{ printf "--head-max-spans=%d" (int64 .Values.storage.embedded.headMaxSpans) | quote }}
+- {{ printf "--head-max-bytes=%d" (int64 .Values.storage.embedded.headMaxBytes) | quote }}
+- {{ printf "--zstd-level=%d" (int64 .Values.storage.embedded.zstdLevel) | quote }}
+{{- end -}}
+
+{{- define "waymark.args.tail" -}}
+- {{ printf "--log-level=%s" .Values.logLevel | quote }}
+{{- range .Values.extraArgs }}
+- {{ . | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "waymark.args.allInOne" -}}
+- "all-in-one"
+- {{ printf "--admin-listen=0.0.0.0:%d" (int .Values.ports.admin) | quote }}
+{{ include "waymark.args.ingestListeners" . }}
+{{ include "waymark.args.queryListeners" . }}
+{{ include "waymark.args.storage" . }}
+{{ include "waymark.args.ingest" . }}
+- {{ printf "--max-clock-skew-adjustment=%s" .Values.query.maxClockSkewAdjustment | quote }}
+{{ include "waymark.args.tail" . }}
+{{- end -}}
+
+{{- define "waymark.args.collector" -}}
+- "collector"
+- {{ printf "--admin-listen=0.0.0.0:%d" (int .Values.ports.admin) | quote }}
+{{ include "waymark.args.ingestListeners" . }}
+{{ include "waymark.args.storage" . }}
+{{ include "waymark.args.ingest" . }}
+{{ include "waymark.args.tail" . }}
+{{- end -}}
+
+{{/* The query container: read-only over the collector's data directory. */}}
+{{- define "waymark.args.query" -}}
+- "query"
+- {{ printf "--admin-listen=0.0.0.0:%d" (int .Values.ports.queryAdmin) | quote }}
+{{ include "waymark.args.queryListeners" . }}
+- "--data-dir=/var/lib/waymark"
+- {{ printf "--max-clock-skew-adjustment=%s" .Values.query.maxClockSkewAdjustment | quote }}
+{{ include "waymark.args.tail" . }}
+{{- end -}}
+
+{{- define "waymark.agentCollectors" -}}
+{{- if .Values.agent.collectors -}}
+{{- join "," .Values.agent.collectors -}}
+{{- else -}}
+{{- printf "%s.%s.svc:%d" (include "waymark.collectorService" .) .Release.Namespace (int .Values.ports.otlpGrpc) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "waymark.args.agent" -}}
+- "agent"
+- {{ printf "--admin-listen=0.0.0.0:%d" (int .Values.ports.admin) | quote }}
+{{ include "waymark.args.ingestListeners" . }}
+- "--data-dir=/var/lib/waymark"
+- "--queue-dir=/var/lib/waymark/agent-queue"
+- {{ printf "--collector=%s" (include "waymark.agentCollectors" .) | quote }}
+{{- if not .Values.agent.collectors }}
+- {{ printf "--sampling-collector=%s.%s.svc:%d" (include "waymark.collectorService" .) .Release.Namespace (int .Values.ports.jaegerGrpc) | quote }}
+{{- end }}
+- {{ printf "--queue-max-bytes=%d" (int64 .Values.agent.queueMaxBytes) | quote }}
+- {{ printf "--forward-gzip=%t" .Values.agent.forwardGzip | quote }}
+{{ include "waymark.args.ingest" . }}
+{{ include "waymark.args.tail" . }}
+{{- end -}}
+
+{{/*
+Container ports. Names are what the Services' targetPorts and the probes
+refer to.
+*/}}
+{{- define "waymark.ports.ingest" -}}
+- name: otlp-grpc
+  containerPort: {{ int .Values.ports.otlpGrpc }}
+  protocol: TCP
+- name: otlp-http
+  containerPort: {{ int .Values.ports.otlpHttp }}
+  protocol: TCP
+- name: zipkin
+  containerPort: {{ int .Values.ports.zipkin }}
+  protocol: TCP
+- name: jaeger-compact
+  containerPort: {{ int .Values.ports.jaegerCompact }}
+  protocol: UDP
+- name: jaeger-binary
+  containerPort: {{ int .Values.ports.jaegerBinary }}
+  protocol: UDP
+- name: sampling
+  containerPort: {{ int .Values.ports.sampling }}
+  protocol: TCP
+- name: jaeger-grpc
+  containerPort: {{ int .Values.ports.jaegerGrpc }}
+  protocol: TCP
+- name: jaeger-http
+  containerPort: {{ int .Values.ports.jaegerHttp }}
+  protocol: TCP
+{{- end -}}
+
+{{- define "waymark.ports.query" -}}
+- name: query-http
+  containerPort: {{ int .Values.ports.queryHttp }}
+  protocol: TCP
+- name: query-grpc
+  containerPort: {{ int .Values.ports.queryGrpc }}
+  protocol: TCP
+{{- end -}}
+
+{{/*
+Probes on the admin port a container really serves. Call with
+(dict "ctx" $ "port" "admin"): the port is the container port's name.
+*/}}
+{{- define "waymark.probes" -}}
+{{- $p := .ctx.Values.probes -}}
+startupProbe:
+  httpGet:
+    path: /ready
+    port: {{ .port }}
+  periodSeconds: {{ int $p.startup.periodSeconds }}
+  failureThreshold: {{ int $p.startup.failureThreshold }}
+  timeoutSeconds: {{ int $p.startup.timeoutSeconds }}
+livenessProbe:
+  httpGet:
+    path: /health
+    port: {{ .port }}
+  periodSeconds: {{ int $p.liveness.periodSeconds }}
+  failureThreshold: {{ int $p.liveness.failureThreshold }}
+  timeoutSeconds: {{ int $p.liveness.timeoutSeconds }}
+readinessProbe:
+  httpGet:
+    path: /ready
+    port: {{ .port }}
+  periodSeconds: {{ int $p.readiness.periodSeconds }}
+  failureThreshold: {{ int $p.readiness.failureThreshold }}
+  timeoutSeconds: {{ int $p.readiness.timeoutSeconds }}
+{{- end -}}
+
+{{/* Environment of every Waymark container. */}}
+{{- define "waymark.env" -}}
+{{- with .Values.extraEnv }}
+env:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod-level settings shared by the workloads. Call with (dict "ctx" $ "pod" .Values.allInOne). */}}
+{{- define "waymark.podSpecCommon" -}}
+serviceAccountName: {{ include "waymark.serviceAccountName" .ctx }}
+automountServiceAccountToken: {{ .ctx.Values.serviceAccount.automountToken }}
+{{- with .ctx.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .ctx.Values.podSecurityContext | nindent 2 }}
+terminationGracePeriodSeconds: {{ int .pod.terminationGracePeriodSeconds }}
+{{- with .pod.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .pod.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .pod.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod template metadata. Call with (dict "ctx" $ "pod" ... "component" ...). */}}
+{{- define "waymark.podMetadata" -}}
+labels:
+  {{- include "waymark.labels" (dict "ctx" .ctx "component" .component) | nindent 2 }}
+  {{- with .pod.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- $a := dict -}}
+{{- if and (include "waymark.samplingEnabled" .ctx) (not .ctx.Values.sampling.existingConfigMap) }}
+{{- $_ := set $a "checksum/sampling" (toJson .ctx.Values.sampling.strategies | sha256sum) }}
+{{- end }}
+{{- $a = merge $a (.pod.podAnnotations | default dict) }}
+{{- with $a }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{- define "waymark.samplingVolume" -}}
+{{- if include "waymark.samplingEnabled" . }}
+- name: sampling
+  configMap:
+    name: {{ include "waymark.samplingConfigMap" . }}
+{{- end }}
+{{- end -}}
+
+{{- define "waymark.samplingMount" -}}
+{{- if include "waymark.samplingEnabled" . }}
+- name: sampling
+  mountPath: /etc/waymark/sampling
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{/* The store's PersistentVolumeClaim template. */}}
+{{- define "waymark.volumeClaimTemplates" -}}
+{{- $p := .Values.storage.embedded.persistence -}}
+{{- if $p.enabled }}
+volumeClaimTemplates:
+  - metadata:
+      name: data
+      labels:
+        {{- include "waymark.selectorLabels" (dict "ctx" . "component" (include "waymark.storeComponent" .)) | nindent 8 }}
+      {{- with $p.annotations }}
+      annotations:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
+    spec:
+      accessModes:
+        {{- toYaml $p.accessModes | nindent 8 }}
+      {{- with $p.storageClassName }}
+      storageClassName: {{ . | quote }}
+      {{- end }}
+      resources:
+        requests:
+          storage: {{ $p.size | quote }}
+{{- end }}
+{{- end -}}
+
+{{/* Pod volumes of the store's pod (the PVC comes from volumeClaimTemplates). */}}
+{{- define "waymark.storeVolumes" -}}
+{{- $v := "" -}}
+{{- if not .Values.storage.embedded.persistence.enabled -}}
+{{- $v = "- name: data\n  emptyDir: {}" -}}
+{{- end -}}
+{{- $v = printf "%s%s" $v (include "waymark.samplingVolume" .) -}}
+{{- if trim $v }}
+volumes:
+  {{- trim $v | nindent 2 }}
+{{- end }}
+{{- end -}}
+
+{{/* Service ports of the receivers, by the container ports' names. */}}
+{{- define "waymark.servicePorts.ingest" -}}
+- name: otlp-grpc
+  port: {{ int .Values.ports.otlpGrpc }}
+  targetPort: otlp-grpc
+  protocol: TCP
+  appProtocol: grpc
+- name: otlp-http
+  port: {{ int .Values.ports.otlpHttp }}
+  targetPort: otlp-http
+  protocol: TCP
+- name: zipkin
+  port: {{ int .Values.ports.zipkin }}
+  targetPort: zipkin
+  protocol: TCP
+- name: jaeger-compact
+  port: {{ int .Values.ports.jaegerCompact }}
+  targetPort: jaeger-compact
+  protocol: UDP
+- name: jaeger-binary
+  port: {{ int .Values.ports.jaegerBinary }}
+  targetPort: jaeger-binary
+  protocol: UDP
+- name: sampling
+  port: {{ int .Values.ports.sampling }}
+  targetPort: sampling
+  protocol: TCP
+- name: jaeger-grpc
+  port: {{ int .Values.ports.jaegerGrpc }}
+  targetPort: jaeger-grpc
+  protocol: TCP
+  appProtocol: grpc
+- name: jaeger-http
+  port: {{ int .Values.ports.jaegerHttp }}
+  targetPort: jaeger-http
+  protocol: TCP
+{{- end -}}
