@@ -184,6 +184,26 @@ the Services and the probes use.
 {{ include "waymark.args.tail" . }}
 {{- end -}}
 
+{{/*
+The arguments of one container, refusing a flag given twice (clap would
+refuse it at start-up and the pod would crash-loop): extraArgs may only add
+flags the chart does not set from values. Call with (dict "ctx" $ "args" "waymark.args.collector").
+*/}}
+{{- define "waymark.args.checked" -}}
+{{- $text := include .args .ctx -}}
+{{- $seen := dict -}}
+{{- range fromYamlArray $text -}}
+{{- if hasPrefix "--" . -}}
+{{- $flag := index (splitList "=" .) 0 -}}
+{{- if hasKey $seen $flag -}}
+{{- fail (printf "extraArgs: %s is already set by the chart from its values; set that value instead of passing the flag" $flag) -}}
+{{- end -}}
+{{- $_ := set $seen $flag true -}}
+{{- end -}}
+{{- end -}}
+{{- $text -}}
+{{- end -}}
+
 {{- define "waymark.agentCollectors" -}}
 {{- if .Values.agent.collectors -}}
 {{- join "," .Values.agent.collectors -}}

@@ -1,0 +1,401 @@
+"""The Helm chart rendered in every mode by Helm's own engine
+(helm-python-sdk), each manifest validated against Kubernetes' API schemas
+(kubernetes-validate, strict), and the wiring between the objects checked:
+Services reach declared container ports, probes ask the admin port, the
+security settings are the ones the issue asks for."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+import deploy_support as ds
+
+SAMPLING = {
+    "default_strategy": {"type": "probabilistic", "param": 0.5},
+    "service_strategies": [{"service": "checkout", "type": "ratelimiting", "param": 20}],
+}
+
+CASES = {
+    "allInOne-defaults": {},
+    "allInOne-everything": {
+        "ingress": {"enabled": True, "className": "nginx",
+                    "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "16m"},
+                    "tls": [{"secretName": "waymark-tls", "hosts": ["waymark.example.com"]}]},
+        "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
+        "sampling": {"strategies": SAMPLING},
+        "otlp": {"corsAllowedOrigins": ["https://shop.example.com", "https://admin.example.com"]},
+        "extraArgs": ["--config=/etc/waymark/none.yaml"],
+        "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
+        "storage": {"embedded": {"retention": "3d", "fsync": "always",
+                                 "persistence": {"storageClassName": "fast", "size": "50Gi",
+                                                 "annotations": {"a": "b"}}}},
+        "allInOne": {"nodeSelector": {"disk": "ssd"},
+                     "tolerations": [{"key": "tracing", "operator": "Exists"}],
+                     "podAnnotations": {"x": "y"}, "podLabels": {"team": "obs"}},
+        "imagePullSecrets": [{"name": "regcred"}],
+        "service": {"collector": {"type": "LoadBalancer"}, "query": {"type": "NodePort"}},
+    },
+    "allInOne-ephemeral": {"storage": {"embedded": {"persistence": {"enabled": False}}},
+                           "serviceAccount": {"create": False, "name": "existing"}},
+    "distributed-defaults": {"mode": "distributed"},
+    "distributed-everything": {
+        "mode": "distributed",
+        "ingress": {"enabled": True},
+        "serviceMonitor": {"enabled": True},
+        "sampling": {"existingConfigMap": "my-strategies"},
+        "agent": {"hostPorts": True, "queue": {"hostPath": "/var/lib/waymark-agent"},
+                  "forwardGzip": True, "tolerations": [{"operator": "Exists"}]},
+        "podDisruptionBudget": {"maxUnavailable": 0},
+        "ports": {"admin": 15269, "queryAdmin": 15270},
+    },
+    "distributed-sampling-no-agent": {
+        "mode": "distributed", "sampling": {"strategies": SAMPLING},
+        "agent": {"enabled": False}, "podDisruptionBudget": {"enabled": False},
+    },
+    "distributed-own-collectors": {
+        "mode": "distributed",
+        "agent": {"collectors": ["collector-a.tracing.svc:4317", "collector-b.tracing.svc:4317"]},
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(CASES))
+def case(request):
+    values = CASES[request.param]
+    return request.param, values, ds.render(values)
+
+
+def store_workload(r: ds.Rendered, values: dict) -> dict:
+    if values.get("mode") == "distributed":
+        return r.get("StatefulSet", "waymark-collector")
+    return r.get("StatefulSet", "waymark")
+
+
+def test_every_manifest_is_valid_for_kubernetes(case):
+    name, values, r = case
+    assert r.docs, name
+    for doc in r.docs:
+        if doc["kind"] == "ServiceMonitor":
+            continue  # a custom resource: checked in test_service_monitor
+        ds.validate_k8s(doc)
+        assert doc["metadata"]["namespace"] == ds.NAMESPACE
+        assert doc["metadata"]["labels"]["app.kubernetes.io/instance"] == ds.RELEASE
+
+
+def test_helm_lint_strict(case):
+    name, values, _ = case
+    report = ds.helm_lint(values, strict=True, kube_version="v1.29.0")
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    assert not problems, problems
+
+
+def test_objects_per_mode(case):
+    name, values, r = case
+    kinds = sorted(r.kinds())
+    distributed = values.get("mode") == "distributed"
+    assert ("Service", "waymark-collector") in kinds
+    assert ("Service", "waymark-query") in kinds
+    assert ("Service", "waymark-headless") in kinds
+    assert not r.all("Deployment"), "the embedded store allows no Deployment (no shared volume)"
+    assert not r.all("HorizontalPodAutoscaler"), "no autoscaling with the embedded store"
+    if distributed:
+        assert not r.all("StatefulSet", "waymark")
+        sts = r.get("StatefulSet", "waymark-collector")
+        assert sts["spec"]["replicas"] == 1
+        agent_on = values.get("agent", {}).get("enabled", True)
+        assert bool(r.all("DaemonSet", "waymark-agent")) == agent_on
+        assert bool(r.all("Service", "waymark-agent")) == agent_on
+        pdb_on = values.get("podDisruptionBudget", {}).get("enabled", True)
+        assert bool(r.all("PodDisruptionBudget")) == pdb_on
+    else:
+        sts = r.get("StatefulSet", "waymark")
+        assert sts["spec"]["replicas"] == 1
+        assert not r.all("DaemonSet") and not r.all("PodDisruptionBudget")
+    assert bool(r.all("Ingress")) == values.get("ingress", {}).get("enabled", False)
+    assert bool(r.all("ServiceMonitor")) == values.get("serviceMonitor", {}).get("enabled", False)
+    sa_create = values.get("serviceAccount", {}).get("create", True)
+    assert bool(r.all("ServiceAccount")) == sa_create
+    sa_name = "waymark" if sa_create else values["serviceAccount"]["name"]
+    for wl in r.workloads():
+        assert ds.pod_spec(wl)["serviceAccountName"] == sa_name
+        assert ds.pod_spec(wl)["automountServiceAccountToken"] is False
+
+
+def test_store_has_a_persistent_volume_claim(case):
+    name, values, r = case
+    sts = store_workload(r, values)
+    persistence = ds.merged_values(values)["storage"]["embedded"]["persistence"]
+    claims = sts["spec"].get("volumeClaimTemplates", [])
+    vols = {v["name"]: v for v in ds.pod_spec(sts).get("volumes", [])}
+    if persistence["enabled"]:
+        assert [c["metadata"]["name"] for c in claims] == ["data"]
+        spec = claims[0]["spec"]
+        assert spec["resources"]["requests"]["storage"] == persistence["size"]
+        assert spec["accessModes"] == persistence["accessModes"]
+        assert spec.get("storageClassName", "") == persistence["storageClassName"]
+        assert "data" not in vols
+    else:
+        assert not claims
+        assert "emptyDir" in vols["data"]
+    writer = ds.long_running_containers(sts)[0]
+    assert {"name": "data", "mountPath": "/var/lib/waymark"} in writer["volumeMounts"]
+    assert "--data-dir=/var/lib/waymark" in writer["args"]
+
+
+def test_security_context(case):
+    name, values, r = case
+    for wl in r.workloads():
+        pod = ds.pod_spec(wl)["securityContext"]
+        assert pod["runAsNonRoot"] is True and pod["runAsUser"] == 10001
+        assert pod["fsGroup"] == 10001
+        assert pod["seccompProfile"] == {"type": "RuntimeDefault"}
+        for c in ds.long_running_containers(wl):
+            sc = c["securityContext"]
+            assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 10001
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"] == {"drop": ["ALL"]}
+            assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+            res = c["resources"]
+            assert res["requests"]["cpu"] and res["requests"]["memory"] and res["limits"]["memory"]
+
+
+def test_probes_ask_the_admin_port_the_binary_serves(case):
+    """Liveness /health, readiness and startup /ready, on the container port
+    whose number is the one --admin-listen binds; startup allows at least 10
+    minutes for the WAL replay and liveness waits for it."""
+    name, values, r = case
+    for wl in r.workloads():
+        for c in ds.long_running_containers(wl):
+            admin = int(ds.flag_values(c["args"])["admin-listen"].rsplit(":", 1)[1])
+            for kind, path in (("startupProbe", "/ready"), ("readinessProbe", "/ready"),
+                               ("livenessProbe", "/health")):
+                probe = c[kind]
+                assert probe["httpGet"]["path"] == path
+                assert ds.container_port(c, probe["httpGet"]["port"])["containerPort"] == admin, \
+                    f"{wl['metadata']['name']}/{c['name']} {kind}"
+            s = c["startupProbe"]
+            assert s["periodSeconds"] * s["failureThreshold"] >= 600
+            live = c["livenessProbe"]
+            assert live["periodSeconds"] * live["failureThreshold"] >= 60
+            assert live["timeoutSeconds"] >= 3
+
+
+def test_every_service_port_reaches_a_declared_container_port(case):
+    name, values, r = case
+    for svc in r.all("Service"):
+        targets = [wl for wl in r.workloads() if ds.selects(svc["spec"]["selector"], ds.pod_labels(wl))]
+        assert len(targets) == 1, f"Service {svc['metadata']['name']} selects {len(targets)} workloads"
+        for sp in svc["spec"]["ports"]:
+            hits = []
+            for c in ds.long_running_containers(targets[0]):
+                for cp in c.get("ports", []):
+                    if cp["name"] == sp["targetPort"]:
+                        hits.append(cp)
+            assert len(hits) == 1, f"{svc['metadata']['name']}:{sp['name']} -> {sp['targetPort']}"
+            assert hits[0]["protocol"] == sp["protocol"]
+            assert hits[0]["containerPort"] == sp["port"], "Services keep Waymark's port numbers"
+
+
+def test_services_cover_every_waymark_port(case):
+    name, values, r = case
+    v = ds.merged_values(values)["ports"]
+    coll = {p["name"]: (p["port"], p["protocol"]) for p in r.get("Service", "waymark-collector")["spec"]["ports"]}
+    assert coll == {
+        "otlp-grpc": (v["otlpGrpc"], "TCP"), "otlp-http": (v["otlpHttp"], "TCP"),
+        "zipkin": (v["zipkin"], "TCP"), "jaeger-compact": (v["jaegerCompact"], "UDP"),
+        "jaeger-binary": (v["jaegerBinary"], "UDP"), "sampling": (v["sampling"], "TCP"),
+        "jaeger-grpc": (v["jaegerGrpc"], "TCP"), "jaeger-http": (v["jaegerHttp"], "TCP"),
+        "admin": (v["admin"], "TCP"),
+    }
+    query = {p["name"]: p["port"] for p in r.get("Service", "waymark-query")["spec"]["ports"]}
+    assert query["query-http"] == v["queryHttp"] and query["query-grpc"] == v["queryGrpc"]
+    if values.get("mode") == "distributed":
+        assert query["admin"] == v["queryAdmin"]
+        if r.all("Service", "waymark-agent"):
+            agent = r.get("Service", "waymark-agent")
+            assert agent["spec"]["internalTrafficPolicy"] == "Local"
+            assert {p["name"] for p in agent["spec"]["ports"]} == set(coll)
+    else:
+        assert "admin" not in query, "one pod, one admin port: scraped once through the collector Service"
+
+
+def test_pod_containers_never_share_a_port(case):
+    name, values, r = case
+    for wl in r.workloads():
+        seen = {}
+        for c in ds.long_running_containers(wl):
+            for p in c.get("ports", []):
+                key = (p["containerPort"], p["protocol"])
+                assert key not in seen, f"{wl['metadata']['name']}: {key} in {seen.get(key)} and {c['name']}"
+                seen[key] = c["name"]
+
+
+def test_distributed_pod_layout(case):
+    """The collector (store writer) starts first as a native sidecar whose
+    startup probe waits for /ready, so the query container only starts once
+    the store exists; the query container mounts the volume read-only."""
+    name, values, r = case
+    if values.get("mode") != "distributed":
+        pytest.skip("distributed mode only")
+    sts = r.get("StatefulSet", "waymark-collector")
+    spec = ds.pod_spec(sts)
+    [collector] = spec["initContainers"]
+    assert collector["name"] == "collector" and collector["restartPolicy"] == "Always"
+    assert collector["args"][0] == "collector"
+    [query] = spec["containers"]
+    assert query["args"][0] == "query"
+    mounts = {m["name"]: m for m in query["volumeMounts"]}
+    assert mounts["data"]["readOnly"] is True and mounts["data"]["mountPath"] == "/var/lib/waymark"
+    assert "--data-dir=/var/lib/waymark" in query["args"]
+    if r.all("DaemonSet"):
+        agent = ds.pod_spec(r.get("DaemonSet", "waymark-agent"))["containers"][0]
+        flags = ds.flag_values(agent["args"])
+        own = values.get("agent", {}).get("collectors")
+        if own:
+            assert flags["collector"] == ",".join(own)
+            assert "sampling-collector" not in flags
+        else:
+            v = ds.merged_values(values)["ports"]
+            assert flags["collector"] == f"waymark-collector.tracing.svc:{v['otlpGrpc']}"
+            assert flags["sampling-collector"] == f"waymark-collector.tracing.svc:{v['jaegerGrpc']}"
+        hostports = [p.get("hostPort") for p in agent["ports"] if p["name"] != "admin"]
+        if values.get("agent", {}).get("hostPorts"):
+            assert hostports == [p["containerPort"] for p in agent["ports"] if p["name"] != "admin"]
+        else:
+            assert not any(hostports)
+        vol = next(v for v in ds.pod_spec(r.get("DaemonSet", "waymark-agent"))["volumes"] if v["name"] == "queue")
+        hp = values.get("agent", {}).get("queue", {}).get("hostPath")
+        assert (vol["hostPath"]["path"] == hp) if hp else ("emptyDir" in vol)
+    pdbs = r.all("PodDisruptionBudget")
+    if pdbs:
+        assert ds.selects(pdbs[0]["spec"]["selector"]["matchLabels"], ds.pod_labels(sts))
+        assert pdbs[0]["spec"]["maxUnavailable"] == values.get("podDisruptionBudget", {}).get("maxUnavailable", 1)
+
+
+def test_sampling_strategies_mounted_and_passed(case):
+    name, values, r = case
+    sampling = values.get("sampling", {})
+    for wl in r.workloads():
+        vols = {v["name"]: v for v in ds.pod_spec(wl).get("volumes", [])}
+        for c in ds.long_running_containers(wl):
+            ingests = c["args"][0] != "query"
+            has_flag = "--sampling-strategies-file=/etc/waymark/sampling/strategies.json" in c["args"]
+            assert has_flag == bool(sampling and ingests), (wl["metadata"]["name"], c["name"])
+            if has_flag:
+                m = next(m for m in c["volumeMounts"] if m["name"] == "sampling")
+                assert m["mountPath"] == "/etc/waymark/sampling" and m["readOnly"]
+                assert "subPath" not in m, "a subPath mount never sees ConfigMap updates"
+                want = sampling.get("existingConfigMap") or "waymark-sampling"
+                assert vols["sampling"]["configMap"]["name"] == want
+    if sampling.get("strategies"):
+        cm = r.get("ConfigMap", "waymark-sampling")
+        assert json.loads(cm["data"]["strategies.json"]) == sampling["strategies"]
+        for wl in r.workloads():
+            assert "checksum/sampling" in wl["spec"]["template"]["metadata"]["annotations"]
+    else:
+        assert not r.all("ConfigMap")
+
+
+def test_values_reach_the_flags(case):
+    name, values, r = case
+    v = ds.merged_values(values)
+    emb = v["storage"]["embedded"]
+    writer = ds.long_running_containers(store_workload(r, values))[0]
+    flags = ds.flag_values(writer["args"])
+    assert flags["fsync"] == emb["fsync"]
+    assert flags["retention"] == emb["retention"]
+    assert flags["head-max-age"] == emb["headMaxAge"]
+    assert flags["head-max-spans"] == str(emb["headMaxSpans"])
+    assert flags["head-max-bytes"] == str(emb["headMaxBytes"])
+    assert flags["zstd-level"] == str(emb["zstdLevel"])
+    assert flags["max-request-bytes"] == str(v["limits"]["maxRequestBytes"])
+    assert flags["max-spans-per-request"] == str(v["limits"]["maxSpansPerRequest"])
+    assert flags["max-attributes-per-span"] == str(v["limits"]["maxAttributesPerSpan"])
+    assert flags["max-string-bytes"] == str(v["limits"]["maxStringBytes"])
+    assert flags["queue-spans"] == str(v["pipeline"]["queueSpans"])
+    assert flags["max-batch-spans"] == str(v["pipeline"]["maxBatchSpans"])
+    assert flags["queue-max-wait"] == v["pipeline"]["queueMaxWait"]
+    assert flags["log-level"] == v["logLevel"]
+    if v["otlp"]["corsAllowedOrigins"]:
+        assert flags["cors-allowed-origins"] == ",".join(v["otlp"]["corsAllowedOrigins"])
+    else:
+        assert "cors-allowed-origins" not in flags
+    for wl in r.workloads():
+        for c in ds.long_running_containers(wl):
+            assert c["image"] == "waymark:0.1.0"
+            assert c["args"][-len(v["extraArgs"]) or len(c["args"]):] == v["extraArgs"]
+            assert c.get("env", []) == v["extraEnv"]
+
+
+def test_ingress_routes_to_the_ui(case):
+    name, values, r = case
+    if not r.all("Ingress"):
+        pytest.skip("no ingress in this case")
+    ing = r.get("Ingress", "waymark")
+    v = ds.merged_values(values)["ingress"]
+    assert ing["spec"].get("ingressClassName", "") == v["className"]
+    assert ing["spec"].get("tls", []) == v["tls"]
+    for rule, host in zip(ing["spec"]["rules"], v["hosts"]):
+        assert rule["host"] == host["host"]
+        for p in rule["http"]["paths"]:
+            assert p["backend"]["service"] == {"name": "waymark-query", "port": {"name": "query-http"}}
+
+
+def test_service_monitor(case):
+    """The one custom resource: checked by hand against the fields
+    prometheus-operator's monitoring.coreos.com/v1 ServiceMonitor defines."""
+    name, values, r = case
+    if not r.all("ServiceMonitor"):
+        pytest.skip("no ServiceMonitor in this case")
+    sm = r.get("ServiceMonitor", "waymark")
+    assert sm["apiVersion"] == "monitoring.coreos.com/v1"
+    assert set(sm["spec"]) == {"namespaceSelector", "selector", "endpoints"}
+    for k, want in (values["serviceMonitor"].get("labels") or {}).items():
+        assert sm["metadata"]["labels"][k] == want
+    [ep] = sm["spec"]["endpoints"]
+    assert set(ep) == {"port", "path", "interval", "scrapeTimeout"}
+    assert ep["path"] == "/metrics" and ep["port"] == "admin"
+    sel = sm["spec"]["selector"]
+    matched = []
+    for svc in r.all("Service"):
+        labels = svc["metadata"]["labels"]
+        if not ds.selects(sel["matchLabels"], labels):
+            continue
+        if not all(labels.get(e["key"]) in e["values"] for e in sel["matchExpressions"]):
+            continue
+        if any(p["name"] == "admin" for p in svc["spec"]["ports"]):
+            matched.append(svc["metadata"]["name"])
+    # Every admin listener once: one per process.
+    procs = sum(len(ds.long_running_containers(wl)) for wl in r.workloads())
+    assert len(matched) == procs, matched
+
+
+def test_notes_print_the_port_forward_command(case):
+    name, values, r = case
+    qport = ds.merged_values(values)["ports"]["queryHttp"]
+    assert f"kubectl --namespace tracing port-forward svc/waymark-query 16686:{qport}" in r.notes
+    assert "http://localhost:16686" in r.notes
+
+
+def test_release_names():
+    """Resource names follow the release: the collector Service the demo
+    sends to is <release>-collector for release "waymark"."""
+    r = ds.render({}, release="tracing-prod")
+    assert ("Service", "tracing-prod-waymark-collector") in r.kinds()
+    r = ds.render({"fullnameOverride": "wm"}, release="x")
+    assert ("Service", "wm-collector") in r.kinds() and ("StatefulSet", "wm") in r.kinds()
+    assert yaml.safe_load(ds.render({}).files["waymark/templates/services.yaml"].split("---")[0])[
+        "metadata"]["name"] == "waymark-collector"
+
+
+def test_chart_requires_kubernetes_with_native_sidecars():
+    """Distributed mode runs the collector as a native sidecar (an init
+    container with restartPolicy Always), on by default from Kubernetes
+    1.29; Helm refuses to install the chart on an older cluster."""
+    chart = yaml.safe_load((ds.CHART_DIR / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.29.0-0"
+    assert chart["apiVersion"] == "v2"
