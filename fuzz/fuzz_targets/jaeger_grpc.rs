@@ -7,12 +7,13 @@ use waymark_fuzz::{check, limits};
 use waymark_proto::jaeger::api_v2::PostSpansRequest;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(req) = PostSpansRequest::decode(data) {
-        if let Some(batch) = req.batch {
-            check(waymark_receivers::jaeger::grpc::decode_batch(
-                batch,
-                &limits(),
-            ));
-        }
+    if let Ok(PostSpansRequest {
+        batch: Some(batch), ..
+    }) = PostSpansRequest::decode(data)
+    {
+        check(waymark_receivers::jaeger::grpc::decode_batch(
+            batch,
+            &limits(),
+        ));
     }
 });

@@ -78,3 +78,80 @@ def test_invalid_strategies_file_refuses_to_start(make_server, tmp_path):
         if "started with an invalid" in str(e):
             raise
     assert "not within [0, 1]" in srv.stderr_tail()
+
+
+ADAPTIVE_ARGS = [
+    "--sampling-adaptive", "true",
+    "--adaptive-calculation-interval", "1s",
+    "--adaptive-lookback", "2s",
+    "--adaptive-target-samples-per-second", "5",
+    "--adaptive-initial-sampling-probability", "0.5",
+    "--adaptive-min-samples-per-second", "1",
+]
+
+
+def _probabilities(srv, service: str) -> dict:
+    r = requests.get(f"http://127.0.0.1:{srv.sampling_port}/sampling",
+                     params={"service": service}, timeout=5)
+    assert r.status_code == 200, r.text
+    ops = r.json()["operationSampling"]["perOperationStrategies"]
+    return {o["operation"]: o["probabilisticSampling"]["samplingRate"] for o in ops}
+
+
+def test_adaptive_sampling_converges_with_a_real_client_and_survives_restart(make_server, tmp_path):
+    """Jaeger's Python client samples a busy operation (200 traces/s) and a
+    quiet one (2/s) under adaptive sampling with a target of 5 sampled
+    traces/s per operation: the busy one's probability falls to about
+    5/200, the quiet one's rises to 1, the client's sampled rate follows,
+    and the probabilities come back from the store after a restart."""
+    data_dir = tmp_path / "data"
+    srv = make_server(data_dir=data_dir, extra_args=ADAPTIVE_ARGS)
+    srv.start()
+    service = "adaptive-py"
+    initial = requests.get(f"http://127.0.0.1:{srv.sampling_port}/sampling",
+                           params={"service": service}, timeout=5).json()
+    assert initial["probabilisticSampling"] == {"samplingRate": 0.5}, initial
+    assert initial["operationSampling"]["defaultLowerBoundTracesPerSecond"] == 1
+
+    client = pathlib.Path(__file__).parent / "clients" / "jaeger_adaptive.py"
+    out = subprocess.run([sys.executable, str(client), "127.0.0.1", str(srv.sampling_port),
+                          str(srv.jaeger_compact_port), service, "16", "200", "2"],
+                         capture_output=True, text=True, timeout=90)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["sampler"] == "AdaptiveSampler", result
+    print("client per second:", result["per_second"])
+    print("client probabilities:", result["probabilities"])
+
+    probs = _probabilities(srv, service)
+    print("server probabilities:", probs)
+    # 5 of 200 per second is 0.025; the damping and Poisson noise allow a band.
+    assert 0.005 <= probs["hot"] <= 0.1, probs
+    assert probs["cold"] >= 0.9, probs
+    # The client obeyed: in the last five seconds it sampled about the
+    # target of the busy operation, not the 100/s of the initial 0.5.
+    tail = result["per_second"][-6:-1]
+    hot = sum(s["hot"] for s in tail) / len(tail)
+    assert 1.5 <= hot <= 15, tail
+    assert abs(result["probabilities"]["hot"] - probs["hot"]) <= 0.05, result["probabilities"]
+
+    # With no traffic nothing changes; the state is in the store, so a
+    # restarted collector hands out the same probabilities at once.
+    time.sleep(2.5)
+    before = _probabilities(srv, service)
+    state = data_dir / "sampling"
+    assert (state / "probabilities.json").exists() and (state / "throughput.jsonl").exists()
+    srv.stop()
+    srv2 = make_server(data_dir=data_dir, extra_args=ADAPTIVE_ARGS)
+    srv2.start()
+    assert _probabilities(srv2, service) == before
+
+
+def test_adaptive_settings_are_checked(make_server):
+    srv = make_server(extra_args=ADAPTIVE_ARGS + ["--adaptive-min-sampling-probability", "0"])
+    srv.start(wait=False)
+    deadline = time.monotonic() + 20
+    while srv.alive() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not srv.alive(), "a zero minimum probability must be refused"
+    assert "min_sampling_probability" in srv.stderr_tail(), srv.stderr_tail()

@@ -11,7 +11,13 @@
 //! on the collector's HTTP port.
 //!
 //! The gRPC `jaeger.api_v2.SamplingManager` answers the same strategies
-//! ([`SamplingGrpc`]). Not here yet: adaptive sampling.
+//! ([`SamplingGrpc`]).
+//!
+//! With adaptive sampling on ([`adaptive`]), services without an entry in
+//! the file get per-operation probabilities recomputed from the observed
+//! throughput ([`AdaptiveStrategies`]).
+
+pub mod adaptive;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -333,7 +339,8 @@ async fn answer(p: &dyn StrategyProvider, q: Option<&str>, numeric_enums: bool) 
     }
 }
 
-type Provider = Arc<dyn StrategyProvider>;
+/// A shared [`StrategyProvider`].
+pub type Provider = Arc<dyn StrategyProvider>;
 
 async fn sampling(State(p): State<Provider>, RawQuery(q): RawQuery) -> Response {
     answer(p.as_ref(), q.as_deref(), false).await
@@ -447,9 +454,29 @@ pub fn from_proto(r: &waymark_proto::jaeger::api_v2::SamplingStrategyResponse) -
     v
 }
 
-/// `jaeger.api_v2.SamplingManager` over gRPC (served on 14250).
+/// `jaeger.api_v2.SamplingManager` over gRPC (served on 14250), answering
+/// what the HTTP endpoints answer.
 pub struct SamplingGrpc {
-    pub store: StrategyStore,
+    pub provider: Provider,
+}
+
+/// Strategies from the file for the services it lists, adaptive
+/// probabilities for every other service.
+pub struct AdaptiveStrategies {
+    pub file: StrategyStore,
+    pub adaptive: Arc<adaptive::Adaptive>,
+}
+
+#[tonic::async_trait]
+impl StrategyProvider for AdaptiveStrategies {
+    async fn strategy(&self, service: &str) -> Value {
+        let file = self.file.get();
+        if file.service_strategies.iter().any(|s| s.service == service) {
+            file.response(service, false)
+        } else {
+            self.adaptive.response(service)
+        }
+    }
 }
 
 /// The proto form of a response built by [`Strategies::response`].
@@ -508,16 +535,16 @@ impl waymark_proto::jaeger::api_v2::sampling_manager_server::SamplingManager for
             ));
         }
         Ok(tonic::Response::new(to_proto(
-            &self.store.get().response(&service, false),
+            &self.provider.strategy(&service).await,
         )))
     }
 }
 
 /// The sampling manager as gRPC routes, to serve beside the collector.
-pub fn grpc_routes(store: StrategyStore) -> tonic::service::Routes {
+pub fn grpc_routes(provider: Provider) -> tonic::service::Routes {
     tonic::service::Routes::new(
         waymark_proto::jaeger::api_v2::sampling_manager_server::SamplingManagerServer::new(
-            SamplingGrpc { store },
+            SamplingGrpc { provider },
         ),
     )
 }

@@ -206,6 +206,8 @@ pub struct SamplingSettings {
     /// How often the file is checked for changes.
     #[serde(deserialize_with = "duration")]
     pub reload_interval: Duration,
+    /// Adaptive sampling for the services the file does not list.
+    pub adaptive: AdaptiveSettings,
 }
 
 impl Default for SamplingSettings {
@@ -213,6 +215,66 @@ impl Default for SamplingSettings {
         SamplingSettings {
             strategies_file: None,
             reload_interval: Duration::from_secs(10),
+            adaptive: AdaptiveSettings::default(),
+        }
+    }
+}
+
+/// `sampling.adaptive`: per-operation probabilities recomputed from the
+/// observed throughput (see `waymark_sampling::adaptive`).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdaptiveSettings {
+    pub enabled: bool,
+    /// Sampled traces per second wanted from each operation.
+    pub target_samples_per_second: f64,
+    /// Relative distance from the target within which nothing changes.
+    pub delta_tolerance: f64,
+    /// How often throughput is stored and probabilities recomputed.
+    #[serde(deserialize_with = "duration")]
+    pub calculation_interval: Duration,
+    /// How much stored throughput the calculation looks at.
+    #[serde(deserialize_with = "duration")]
+    pub lookback: Duration,
+    /// Probability of operations not seen yet.
+    pub initial_sampling_probability: f64,
+    /// Lowest probability handed out.
+    pub min_sampling_probability: f64,
+    /// Traces per second every operation is sampled at least (clients'
+    /// lower-bound sampler).
+    pub min_samples_per_second: f64,
+    /// Largest relative increase of a probability per interval.
+    pub max_increase: f64,
+}
+
+impl Default for AdaptiveSettings {
+    fn default() -> Self {
+        let d = waymark_sampling::adaptive::AdaptiveConfig::default();
+        AdaptiveSettings {
+            enabled: false,
+            target_samples_per_second: d.target_samples_per_second,
+            delta_tolerance: d.delta_tolerance,
+            calculation_interval: d.calculation_interval,
+            lookback: d.lookback,
+            initial_sampling_probability: d.initial_sampling_probability,
+            min_sampling_probability: d.min_sampling_probability,
+            min_samples_per_second: d.min_samples_per_second,
+            max_increase: d.max_increase,
+        }
+    }
+}
+
+impl AdaptiveSettings {
+    pub fn to_config(&self) -> waymark_sampling::adaptive::AdaptiveConfig {
+        waymark_sampling::adaptive::AdaptiveConfig {
+            target_samples_per_second: self.target_samples_per_second,
+            delta_tolerance: self.delta_tolerance,
+            calculation_interval: self.calculation_interval,
+            lookback: self.lookback,
+            initial_sampling_probability: self.initial_sampling_probability,
+            min_sampling_probability: self.min_sampling_probability,
+            min_samples_per_second: self.min_samples_per_second,
+            max_increase: self.max_increase,
         }
     }
 }

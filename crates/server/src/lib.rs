@@ -224,6 +224,41 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         )
     };
 
+    // Adaptive sampling counts what reaches storage and keeps its state in
+    // the store, so only modes that write it run it.
+    let adaptive = if cfg.sampling.adaptive.enabled && mode != Mode::Agent && mode.ingests() {
+        let acfg = cfg.sampling.adaptive.to_config();
+        acfg.validate().map_err(|e| anyhow::anyhow!(e))?;
+        let store = storage
+            .as_ref()
+            .and_then(|s| s.sampling_store())
+            .context("adaptive sampling: this storage backend keeps no sampling state")?;
+        let a = Arc::new(waymark_sampling::adaptive::Adaptive::new(
+            acfg,
+            store,
+            collector_id(),
+        ));
+        let run = a.clone();
+        let stop = shutdown_rx.clone();
+        tasks.push((
+            "adaptive sampling",
+            tokio::spawn(async move {
+                run.run(waymark_receivers::wait_shutdown(stop)).await;
+                Ok(())
+            }),
+        ));
+        Some(a)
+    } else {
+        None
+    };
+    let sink: Arc<dyn waymark_pipeline::SpanSink> = match &adaptive {
+        Some(a) => Arc::new(waymark_sampling::adaptive::ObservingSink {
+            inner: sink,
+            adaptive: a.clone(),
+        }),
+        None => sink,
+    };
+
     let mut bound = Bound {
         admin: bound_admin,
         otlp_grpc: None,
@@ -277,6 +312,11 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
                 Duration::from_secs(60),
                 strategies.clone(),
             ))
+        } else if let Some(a) = &adaptive {
+            Arc::new(waymark_sampling::AdaptiveStrategies {
+                file: strategies.clone(),
+                adaptive: a.clone(),
+            })
         } else {
             Arc::new(strategies.clone())
         };
@@ -321,12 +361,12 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             Box::new(JaegerHttpReceiver {
                 listener: jh,
                 ctx: ctx.clone(),
-                extra: Some(waymark_sampling::collector_router(provider)),
+                extra: Some(waymark_sampling::collector_router(provider.clone())),
             }),
             Box::new(JaegerGrpcReceiver {
                 listener: jg,
                 ctx,
-                extra: waymark_sampling::grpc_routes(strategies),
+                extra: waymark_sampling::grpc_routes(provider),
             }),
         ];
         for r in receivers {
@@ -455,6 +495,19 @@ impl AgentGauges {
 
 /// Opens the embedded store: as the writer when this process ingests,
 /// read-only for the `query` mode.
+/// Names this process in shared state (adaptive sampling's throughput and
+/// lease): host, process id and start time.
+fn collector_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "waymark".into());
+    let started = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
+    format!("{host}-{}-{started}", std::process::id())
+}
+
 async fn open_storage(
     cfg: &Config,
     mode: Mode,

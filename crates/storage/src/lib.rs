@@ -17,6 +17,7 @@ use waymark_model::{Span, SpanKind, Trace, TraceId};
 
 pub mod codec;
 pub mod embedded;
+pub mod sampling;
 
 pub use embedded::{EmbeddedConfig, EmbeddedStorage, FsyncPolicy};
 
@@ -270,6 +271,11 @@ pub trait Storage: Send + Sync + 'static {
     /// example during WAL replay).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// Where adaptive sampling keeps its state in this backend, if it can.
+    fn sampling_store(&self) -> Option<std::sync::Arc<dyn sampling::SamplingStore>> {
+        None
     }
 }
 

@@ -446,6 +446,102 @@ pub async fn concurrent_writers(store: Arc<dyn Storage>) {
     assert_eq!(found.len(), 320);
 }
 
+/// Adaptive sampling's state: buckets from several collectors come back in
+/// time order and filtered by start, the latest probabilities replace the
+/// previous ones, and a lease has one holder until it expires.
+pub async fn sampling_state(store: &dyn Storage) {
+    use waymark_storage::sampling::*;
+    let Some(ss) = store.sampling_store() else {
+        eprintln!("this backend keeps no adaptive-sampling state");
+        return;
+    };
+    let t = now_ns();
+    let min = 60_000 * MS;
+    let bucket = |collector: &str, start_ns: u64, count: u64| ThroughputBucket {
+        collector: collector.into(),
+        start_ns,
+        interval_ns: min,
+        operations: vec![OperationThroughput {
+            service: "checkout".into(),
+            operation: "GET /cart".into(),
+            count,
+            probabilities: vec![0.25],
+        }],
+    };
+    assert!(ss.throughput_since(0).await.unwrap().is_empty());
+    ss.put_throughput(bucket("b", t - min, 7)).await.unwrap();
+    ss.put_throughput(bucket("a", t - 3 * min, 5))
+        .await
+        .unwrap();
+    ss.put_throughput(bucket("a", t - 2 * min, 6))
+        .await
+        .unwrap();
+    let got = ss.throughput_since(t - 2 * min - min / 2).await.unwrap();
+    assert_eq!(
+        got,
+        vec![bucket("a", t - 2 * min, 6), bucket("b", t - min, 7)]
+    );
+    assert_eq!(ss.throughput_since(0).await.unwrap().len(), 3);
+
+    assert_eq!(ss.latest_probabilities().await.unwrap(), None);
+    let probs = |p: f64| SamplingProbabilities {
+        computed_at_ns: t,
+        collector: "a".into(),
+        operations: vec![OperationProbability {
+            service: "checkout".into(),
+            operation: "GET /cart".into(),
+            probability: p,
+            sampled_per_second: 1.5,
+        }],
+    };
+    ss.put_probabilities(probs(0.5)).await.unwrap();
+    ss.put_probabilities(probs(0.125)).await.unwrap();
+    assert_eq!(ss.latest_probabilities().await.unwrap(), Some(probs(0.125)));
+
+    let ttl = std::time::Duration::from_secs(10);
+    let s = 1_000 * MS;
+    assert!(
+        ss.acquire_lease("adaptive-leader", "a", t, ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !ss.acquire_lease("adaptive-leader", "b", t + s, ttl)
+            .await
+            .unwrap(),
+        "held by a"
+    );
+    assert!(
+        ss.acquire_lease("adaptive-leader", "a", t + 5 * s, ttl)
+            .await
+            .unwrap(),
+        "renewed"
+    );
+    assert!(
+        !ss.acquire_lease("adaptive-leader", "b", t + 14 * s, ttl)
+            .await
+            .unwrap(),
+        "renewal extends"
+    );
+    assert!(
+        ss.acquire_lease("adaptive-leader", "b", t + 16 * s, ttl)
+            .await
+            .unwrap(),
+        "expired"
+    );
+    assert!(
+        !ss.acquire_lease("adaptive-leader", "a", t + 17 * s, ttl)
+            .await
+            .unwrap()
+    );
+    assert!(
+        ss.acquire_lease("other-lease", "a", t + 17 * s, ttl)
+            .await
+            .unwrap(),
+        "leases are independent"
+    );
+}
+
 /// Generates one `#[tokio::test]` per conformance case. `$factory` is a
 /// closure returning a future of `(store, guard)`; the guard (a temp dir,
 /// say) lives as long as the test.
@@ -456,6 +552,11 @@ macro_rules! storage_conformance {
             use super::*;
             use $crate::conformance as c;
 
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sampling_state() {
+                let (s, _g) = ($factory)().await;
+                c::sampling_state(&s).await;
+            }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn write_and_read_back() {
                 let (s, _g) = ($factory)().await;

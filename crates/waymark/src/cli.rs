@@ -74,6 +74,33 @@ pub struct ServerArgs {
     /// Jaeger-format sampling strategies file, re-read when it changes [default: sample everything].
     #[arg(long, env = "WAYMARK_SAMPLING_STRATEGIES_FILE")]
     pub sampling_strategies_file: Option<PathBuf>,
+    /// Adaptive sampling for services the strategies file does not list [default: false].
+    #[arg(long, env = "WAYMARK_SAMPLING_ADAPTIVE")]
+    pub sampling_adaptive: Option<bool>,
+    /// (adaptive) Sampled traces per second wanted from each operation [default: 1].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_TARGET_SAMPLES_PER_SECOND")]
+    pub adaptive_target_samples_per_second: Option<f64>,
+    /// (adaptive) Relative distance from the target within which nothing changes [default: 0.3].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_DELTA_TOLERANCE")]
+    pub adaptive_delta_tolerance: Option<f64>,
+    /// (adaptive) How often throughput is stored and probabilities recomputed [default: 1m].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_CALCULATION_INTERVAL")]
+    pub adaptive_calculation_interval: Option<String>,
+    /// (adaptive) How much stored throughput each calculation looks at [default: 3m].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_LOOKBACK")]
+    pub adaptive_lookback: Option<String>,
+    /// (adaptive) Probability of operations not seen yet [default: 0.001].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_INITIAL_SAMPLING_PROBABILITY")]
+    pub adaptive_initial_sampling_probability: Option<f64>,
+    /// (adaptive) Lowest probability handed out [default: 0.00001].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_MIN_SAMPLING_PROBABILITY")]
+    pub adaptive_min_sampling_probability: Option<f64>,
+    /// (adaptive) Traces per second every operation is sampled at least [default: 0.0166667].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_MIN_SAMPLES_PER_SECOND")]
+    pub adaptive_min_samples_per_second: Option<f64>,
+    /// (adaptive) Largest relative increase of a probability per interval [default: 0.5].
+    #[arg(long, env = "WAYMARK_ADAPTIVE_MAX_INCREASE")]
+    pub adaptive_max_increase: Option<f64>,
     /// Query API (and UI) listen address [default: 0.0.0.0:16686].
     #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
     pub query_listen: Option<SocketAddr>,
@@ -192,6 +219,34 @@ impl ServerArgs {
         }
         if let Some(v) = &self.sampling_strategies_file {
             c.sampling.strategies_file = Some(v.clone());
+        }
+        let a = &mut c.sampling.adaptive;
+        if let Some(v) = self.sampling_adaptive {
+            a.enabled = v;
+        }
+        if let Some(v) = self.adaptive_target_samples_per_second {
+            a.target_samples_per_second = v;
+        }
+        if let Some(v) = self.adaptive_delta_tolerance {
+            a.delta_tolerance = v;
+        }
+        if let Some(v) = &self.adaptive_calculation_interval {
+            a.calculation_interval = dur("adaptive-calculation-interval", v)?;
+        }
+        if let Some(v) = &self.adaptive_lookback {
+            a.lookback = dur("adaptive-lookback", v)?;
+        }
+        if let Some(v) = self.adaptive_initial_sampling_probability {
+            a.initial_sampling_probability = v;
+        }
+        if let Some(v) = self.adaptive_min_sampling_probability {
+            a.min_sampling_probability = v;
+        }
+        if let Some(v) = self.adaptive_min_samples_per_second {
+            a.min_samples_per_second = v;
+        }
+        if let Some(v) = self.adaptive_max_increase {
+            a.max_increase = v;
         }
         if let Some(v) = self.query_listen {
             c.listen.query = v;
@@ -351,6 +406,15 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         jaeger_grpc_listen,
         sampling_listen,
         sampling_strategies_file,
+        sampling_adaptive,
+        adaptive_target_samples_per_second,
+        adaptive_delta_tolerance,
+        adaptive_calculation_interval,
+        adaptive_lookback,
+        adaptive_initial_sampling_probability,
+        adaptive_min_sampling_probability,
+        adaptive_min_samples_per_second,
+        adaptive_max_increase,
         query_listen,
         query_grpc_listen,
         admin_listen,

@@ -141,7 +141,12 @@ pub struct EmbeddedStorage {
     shared: Arc<Shared>,
     tx: mpsc::Sender<Cmd>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+    /// Adaptive sampling's state, in `<data-dir>/sampling/`.
+    sampling: Arc<crate::sampling::FileSamplingStore>,
 }
+
+/// How long throughput buckets are kept for adaptive sampling.
+const SAMPLING_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 const BLOCK_PREFIX: &str = "blocks";
 const BLOCK_SUFFIX: &str = ".wmb";
@@ -200,10 +205,16 @@ impl EmbeddedStorage {
             .spawn(move || wal_thread(sh, rx, segment, rt))
             .map_err(|e| io("starting wal thread", e))?;
         shared.ready.store(true, Ordering::Release);
+        let sampling = Arc::new(crate::sampling::FileSamplingStore::open(
+            shared.cfg.data_dir.join("sampling"),
+            SAMPLING_KEEP,
+            false,
+        )?);
         Ok(EmbeddedStorage {
             shared,
             tx,
             thread: Mutex::new(Some(thread)),
+            sampling,
         })
     }
 
@@ -226,6 +237,11 @@ impl EmbeddedStorage {
                 .map_err(|e| io("opening block store", e))?,
         );
         let (tx, _rx) = mpsc::channel();
+        let sampling = Arc::new(crate::sampling::FileSamplingStore::open(
+            cfg.data_dir.join("sampling"),
+            SAMPLING_KEEP,
+            true,
+        )?);
         let s = EmbeddedStorage {
             shared: Arc::new(Shared {
                 store,
@@ -242,6 +258,7 @@ impl EmbeddedStorage {
             }),
             tx,
             thread: Mutex::new(None),
+            sampling,
         };
         s.refresh().await?;
         s.shared.ready.store(true, Ordering::Release);
@@ -636,6 +653,10 @@ async fn write_block(shared: &Arc<Shared>, frozen: Arc<Head>) -> Result<()> {
 
 #[async_trait]
 impl Storage for EmbeddedStorage {
+    fn sampling_store(&self) -> Option<Arc<dyn crate::sampling::SamplingStore>> {
+        Some(self.sampling.clone())
+    }
+
     async fn write(&self, spans: Vec<Span>) -> Result<()> {
         if spans.is_empty() {
             return Ok(());
