@@ -337,12 +337,9 @@ labels:
   {{- with .pod.podLabels }}
   {{- toYaml . | nindent 2 }}
   {{- end }}
-{{- $a := dict -}}
-{{- if and (include "waymark.samplingEnabled" .ctx) (not .ctx.Values.sampling.existingConfigMap) }}
-{{- $_ := set $a "checksum/sampling" (toJson .ctx.Values.sampling.strategies | sha256sum) }}
-{{- end }}
-{{- $a = merge $a (.pod.podAnnotations | default dict) }}
-{{- with $a }}
+{{- /* No checksum of the sampling strategies: Waymark re-reads the file
+when the ConfigMap changes, without a restart (and its WAL replay). */}}
+{{- with .pod.podAnnotations }}
 annotations:
   {{- toYaml . | nindent 2 }}
 {{- end }}

@@ -1,0 +1,96 @@
+"""The prose agrees with the code: the chart README's values table lists
+every value with its default, and docs/kubernetes.md uses the names the
+chart, the demo manifests and the binary really have."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import yaml
+
+import deploy_support as ds
+
+README = (ds.CHART_DIR / "README.md").read_text()
+GUIDE = (ds.REPO_ROOT / "docs" / "kubernetes.md").read_text()
+# Values documented as a whole (free-form maps, or described in words).
+OPAQUE = {"annotations", "podAnnotations", "podLabels", "nodeSelector", "affinity", "labels",
+          "resources", "strategies", "podSecurityContext", "securityContext"}
+
+
+def _leaves(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        key = prefix + k
+        if isinstance(v, dict) and v and k not in OPAQUE:
+            yield from _leaves(v, key + ".")
+        else:
+            yield key, v
+
+
+def _table() -> dict[str, str]:
+    rows = {}
+    for line in README.splitlines():
+        m = re.match(r"^\| `([A-Za-z0-9.]+)` \| (.*?) \| (.*) \|$", line)
+        if m:
+            rows[m.group(1)] = m.group(2)
+    return rows
+
+
+def test_values_table_lists_every_value():
+    leaves = dict(_leaves(ds.default_values()))
+    table = _table()
+    assert sorted(set(leaves) - set(table)) == [], "values missing from README.md's table"
+    assert sorted(set(table) - set(leaves)) == [], "README.md's table names values that do not exist"
+
+
+def test_values_table_defaults():
+    table = _table()
+    for key, value in _leaves(ds.default_values()):
+        doc = table[key]
+        if isinstance(value, bool) or isinstance(value, (int, float)):
+            assert doc == f"`{json.dumps(value)}`", (key, doc)
+        elif isinstance(value, str):
+            assert doc == f"`{json.dumps(value)}`" if value == "" else doc == f"`{value}`", (key, doc)
+        elif value in ([], {}):
+            assert doc == f"`{json.dumps(value)}`", (key, doc)
+
+
+def test_guide_commands_match_the_chart_and_manifests():
+    r = ds.render({})
+    chart = yaml.safe_load((ds.CHART_DIR / "Chart.yaml").read_text())
+    # The port-forward command is the one NOTES.txt prints.
+    pf = re.search(r"kubectl --namespace tracing port-forward svc/waymark-query 16686:16686", r.notes)
+    assert pf and pf.group(0) in GUIDE
+    assert "helm install waymark deploy/helm/waymark --namespace tracing --create-namespace" in GUIDE
+    assert f"docker build -t waymark:{chart['appVersion']} ." in GUIDE
+    assert f"statefulset/{r.get('StatefulSet', 'waymark')['metadata']['name']}" in GUIDE
+    # PVC name: <claim template>-<statefulset>-0.
+    assert "data-waymark-0" in GUIDE and "data-waymark-collector-0" in GUIDE
+    # The demo's endpoint, as the manifests set it.
+    base = yaml.safe_load((ds.DEMO_DIR / "base" / "kustomization.yaml").read_text())
+    literals = dict(x.split("=", 1) for x in base["configMapGenerator"][0]["literals"])
+    assert literals["OTEL_EXPORTER_OTLP_ENDPOINT"] in GUIDE
+    assert "kubectl apply -k deploy/kustomize/demo" in GUIDE
+    # Images the demo manifests use are the ones the guide builds.
+    for s in ("service-a", "service-b", "frontend", "login", "catalog", "payment", "loadgen"):
+        assert s in re.search(r"for s in ([a-z -]+); do\n  docker build", GUIDE).group(1)
+    assert "docker build -f demo/docker/$s.Dockerfile -t waymark-demo/$s demo" in GUIDE
+    assert "Elasticsearch" in GUIDE and "Elasticsearch" in README
+
+
+def test_guide_names_real_metrics():
+    """Every waymark_* metric the guide mentions is registered by the
+    binary (counters are exposed with a _total suffix)."""
+    sources = "\n".join(p.read_text() for p in (ds.REPO_ROOT / "crates").rglob("*.rs"))
+    registered = set(re.findall(r'"(waymark_[a-z_]+)"', sources))
+    names = set(re.findall(r"\b(waymark_[a-z_]+)\b", GUIDE))
+    # The grep pattern in the guide spells a family of counters.
+    m = re.search(r"grep -E '\^waymark_\(spans_\(([a-z|]+)\)\|([a-z_|]+)\)_total'", GUIDE)
+    assert m, "the guide's metrics grep"
+    names |= {f"waymark_spans_{x}_total" for x in m.group(1).split("|")}
+    names |= {f"waymark_{x}_total" for x in m.group(2).split("|")}
+    names = {n for n in names if n not in ("waymark_", "waymark_spans_")}
+    assert names
+    for n in sorted(names):
+        base = n[: -len("_total")] if n.endswith("_total") else n
+        assert base in registered, f"{n} is not a metric the binary registers"
