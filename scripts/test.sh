@@ -36,7 +36,7 @@ FUZZ_CORPUS="$TARGET_DIR/fuzz-corpus" bash scripts/fuzz.sh "${WAYMARK_FUZZ_RUNS:
 export WAYMARK_BIN="${WAYMARK_BIN:-$(cd "$TARGET_DIR/debug" && pwd)/waymark}"
 
 step "end-to-end, system and demo tests (real OpenTelemetry, Zipkin and Jaeger clients; crash, bad-input and agent tests; the demo shop)"
-"$PYTHON" -m pytest tests/e2e tests/system tests/demo -q -p no:cacheprovider
+"$PYTHON" -m pytest tests/e2e tests/system tests/demo tests/deploy -q -p no:cacheprovider
 
 step "UI tests in headless Chromium, served by waymark itself"
 (cd ui && WAYMARK_UI_URL=waymark npm test)
