@@ -161,21 +161,18 @@ def test_distributed_runs_end_to_end(cluster, values):
         assert s["rateLimitingSampling"]["maxTracesPerSecond"] == 7
 
 
-def test_query_container_alone_on_an_empty_volume_exits():
+def test_query_container_alone_on_an_empty_volume_exits(cluster):
     """Why the collector is a native sidecar: `waymark query` refuses a data
     directory no collector has initialised yet, so the query container must
     not start before the collector is up."""
     r = ds.render({"mode": "distributed"})
     sts = r.get("StatefulSet", "waymark-collector")
     _, query = ds.long_running_containers(sts)
-    fc = ds.FakeCluster(docs=r.docs, root=ds.make_root())
-    try:
-        rc = fc.start(sts, query)
-        rc.proc.wait(timeout=30)
-        assert rc.proc.returncode != 0
-        assert "start a collector on it first" in rc.log_tail()
-    finally:
-        fc.stop_all()
+    fc = cluster(r.docs)
+    rc = fc.start(sts, query)
+    rc.proc.wait(timeout=30)
+    assert rc.proc.returncode != 0
+    assert "start a collector on it first" in rc.log_tail()
 
 
 def test_probes_move_with_a_changed_admin_port():
