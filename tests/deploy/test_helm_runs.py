@@ -161,18 +161,22 @@ def test_distributed_runs_end_to_end(cluster, values):
         assert s["rateLimitingSampling"]["maxTracesPerSecond"] == 7
 
 
-def test_query_container_alone_on_an_empty_volume_exits(cluster):
-    """Why the collector is a native sidecar: `waymark query` refuses a data
-    directory no collector has initialised yet, so the query container must
-    not start before the collector is up."""
+def test_query_container_alone_on_an_empty_volume_waits(cluster):
+    """`waymark query` on a data directory no collector has initialised yet
+    waits, alive and not ready, instead of exiting: a query container that
+    starts first is never restarted in a loop."""
     r = ds.render({"mode": "distributed"})
     sts = r.get("StatefulSet", "waymark-collector")
     _, query = ds.long_running_containers(sts)
     fc = cluster(r.docs)
     rc = fc.start(sts, query)
-    rc.proc.wait(timeout=30)
-    assert rc.proc.returncode != 0
-    assert "start a collector on it first" in rc.log_tail()
+    admin = rc.local_port("query-admin")
+    time.sleep(2.0)
+    assert rc.alive(), rc.log_tail()
+    assert "waiting for a collector to create the store" in rc.log_tail()
+    ready = requests.get(f"http://127.0.0.1:{admin}/ready", timeout=5)
+    assert ready.status_code == 503, ready.text
+    assert requests.get(f"http://127.0.0.1:{admin}/health", timeout=5).status_code == 200
 
 
 def test_probes_move_with_a_changed_admin_port():

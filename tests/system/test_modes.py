@@ -52,6 +52,25 @@ def _post_json(http_port, service, trace_hex, spans):
 def test_collector_and_query_share_a_data_dir(tmp_path):
     data = tmp_path / "data"
     grpc, http, cquery, cadmin, qadmin, qquery = free_ports(6)
+    # The query process starts first, on a directory no collector has
+    # created yet: it waits, alive but not ready, instead of exiting.
+    query, qerr = _spawn(["query", "--data-dir", str(data),
+                          "--query-listen", f"127.0.0.1:{qquery}",
+                          "--admin-listen", f"127.0.0.1:{qadmin}",
+                          "--query-grpc-listen", "127.0.0.1:0"], tmp_path, "query")
+    deadline = time.monotonic() + 10
+    while True:
+        assert query.poll() is None, qerr.read_text()[-2000:]
+        try:
+            if requests.get(f"http://127.0.0.1:{qadmin}/health", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            assert time.monotonic() < deadline, "query admin port never came up"
+            time.sleep(0.05)
+    time.sleep(1.0)
+    r = requests.get(f"http://127.0.0.1:{qadmin}/ready", timeout=2)
+    assert r.status_code == 503 and "waiting for a collector" in r.text, r.text
+    assert query.poll() is None
     collector, cerr = _spawn(["collector", "--data-dir", str(data),
                               "--otlp-grpc-listen", f"127.0.0.1:{grpc}",
                               "--otlp-http-listen", f"127.0.0.1:{http}",
@@ -64,7 +83,6 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
                               "--sampling-listen", "127.0.0.1:0",
                               "--jaeger-grpc-listen", "127.0.0.1:0",
                               "--query-grpc-listen", "127.0.0.1:0"], tmp_path, "collector")
-    query = None
     try:
         _wait_ready(cadmin, collector, cerr)
         # A collector serves no query API.
@@ -80,10 +98,6 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
             json_span(trace, "00000000000000a2", "child", parent_hex="00000000000000a1",
                       start_ns=now + 1000, duration_ns=1_000_000),
         ])
-        query, qerr = _spawn(["query", "--data-dir", str(data),
-                              "--query-listen", f"127.0.0.1:{qquery}",
-                              "--admin-listen", f"127.0.0.1:{qadmin}",
-                              "--query-grpc-listen", "127.0.0.1:0"], tmp_path, "query")
         _wait_ready(qadmin, query, qerr)
         # Spans written before and after the query process started appear.
         trace2 = uuid.uuid4().hex
@@ -103,8 +117,7 @@ def test_collector_and_query_share_a_data_dir(tmp_path):
         # The read-only process must not have changed the collector's files.
         assert collector.poll() is None
     finally:
-        if query:
-            _stop(query)
+        _stop(query)
         _stop(collector)
 
 

@@ -115,7 +115,7 @@ async fn ready(State(st): State<AdminState>) -> Response {
     } else if !storage_ready {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: storage is opening (replaying the wal)\n",
+            "not ready: storage is opening (replaying the wal, or in query mode waiting for a collector to create the store)\n",
         )
             .into_response()
     } else {

@@ -525,6 +525,16 @@ async fn open_storage(
             .await
             .with_context(|| format!("opening the store in {}", cfg.data_dir.display()))?
     } else {
+        // A query process may start before the collector has created the
+        // store (two containers of one pod, say): wait for it, not ready,
+        // instead of exiting and being restarted in a loop.
+        let wal = cfg.data_dir.join("wal");
+        if !wal.exists() {
+            tracing::info!(data_dir = %cfg.data_dir.display(), "waiting for a collector to create the store");
+            while !wal.exists() {
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
         EmbeddedStorage::open_read_only(ecfg)
             .await
             .with_context(|| format!("opening the store in {} read-only", cfg.data_dir.display()))?
