@@ -6,7 +6,9 @@
 
 use base64::Engine;
 use serde_json::{Map, Value, json};
-use waymark_model::{AnyValue, KeyValue, Resource, SERVICE_NAME, Span, SpanKind, StatusCode};
+use waymark_model::{AnyValue, KeyValue, Resource, Span};
+// The mapping itself is shared with every other Jaeger-shaped output.
+pub use waymark_model::jaeger::{jaeger_tags, log_fields, process_tags, trace_id_hex};
 use waymark_query::AdjustedTrace;
 
 /// Largest integer a JSON number carries exactly in JavaScript.
@@ -45,69 +47,8 @@ fn process(r: &Resource) -> Value {
     json!({"serviceName": r.service_name(), "tags": tags})
 }
 
-/// Span tags in Jaeger's order: scope, attributes, then the synthetic tags
-/// (`span.kind`, `otel.status_code`, `error`, `otel.status_description`,
-/// `w3c.tracestate`). Dropped counts are not rendered (Jaeger does not
-/// either); api_v3 keeps them. Shared by the JSON and gRPC renderings.
-pub fn jaeger_tags(s: &Span) -> Vec<KeyValue> {
-    let st = |k: &str, v: &str| KeyValue::new(k, AnyValue::String(v.to_string()));
-    let mut out = Vec::with_capacity(s.attributes.len() + 6);
-    if !s.scope.name.is_empty() {
-        out.push(st("otel.scope.name", &s.scope.name));
-    }
-    if !s.scope.version.is_empty() {
-        out.push(st("otel.scope.version", &s.scope.version));
-    }
-    out.extend(s.attributes.iter().cloned());
-    if s.kind != SpanKind::Unspecified {
-        out.push(st("span.kind", s.kind.jaeger_name()));
-    }
-    match s.status.code {
-        StatusCode::Ok => out.push(st("otel.status_code", "OK")),
-        StatusCode::Error => {
-            out.push(st("otel.status_code", "ERROR"));
-            out.push(KeyValue::new("error", AnyValue::Bool(true)));
-        }
-        StatusCode::Unset => {}
-    }
-    if !s.status.message.is_empty() {
-        out.push(st("otel.status_description", &s.status.message));
-    }
-    if !s.trace_state.is_empty() {
-        out.push(st("w3c.tracestate", &s.trace_state));
-    }
-    out
-}
-
 fn span_tags(s: &Span) -> Vec<Value> {
     tags(&jaeger_tags(s))
-}
-
-/// The fields of a log made from an event: `event` (the name) first, unless
-/// the event is unnamed or already has an `event` attribute.
-pub fn log_fields(e: &waymark_model::Event) -> Vec<KeyValue> {
-    let mut fields = Vec::with_capacity(e.attributes.len() + 1);
-    if !e.name.is_empty() && !e.attributes.iter().any(|kv| kv.key == "event") {
-        fields.push(KeyValue::new("event", AnyValue::String(e.name.clone())));
-    }
-    fields.extend(e.attributes.iter().cloned());
-    fields
-}
-
-/// Process tags: the resource attributes except `service.name`.
-pub fn process_tags(r: &Resource) -> impl Iterator<Item = &KeyValue> {
-    r.attributes.iter().filter(|kv| kv.key != SERVICE_NAME)
-}
-
-/// A trace id as Jaeger prints it: 16 hex digits when the high half is
-/// zero (a 64-bit id), 32 otherwise.
-pub fn trace_id_hex(id: &waymark_model::TraceId) -> String {
-    let hex = id.to_hex();
-    if id.0[..8].iter().all(|b| *b == 0) {
-        hex[16..].to_string()
-    } else {
-        hex
-    }
 }
 
 /// A trace in Jaeger's JSON shape.

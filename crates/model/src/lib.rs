@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub mod jaeger;
 mod value;
 pub use value::{AnyValue, KeyValue, find_attr};
 
