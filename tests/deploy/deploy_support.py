@@ -39,7 +39,16 @@ RELEASE = "waymark"
 NAMESPACE = "tracing"
 # The oldest Kubernetes the chart supports (Chart.yaml kubeVersion) and the
 # newest kubernetes-validate knows.
-K8S_VERSIONS = ("1.29.0", "1.37.0")
+K8S_VERSIONS = ("1.22.0", "1.37.0")
+# kubernetes-validate only bundles the schemas of recent releases (1.25 and
+# later in 1.37.0). Older ones come from an older release of the same
+# package (1.29.1 has 1.22 to 1.29): pip downloads its wheel once into
+# OLD_SCHEMAS_CACHE and the schemas of the versions needed are unpacked
+# from it.
+OLD_SCHEMAS_PACKAGE = "kubernetes-validate==1.29.1"
+OLD_SCHEMAS_CACHE = pathlib.Path(
+    os.environ.get("WAYMARK_CI_CACHE") or pathlib.Path.home() / ".cache" / "waymark-ci"
+) / "k8s-schemas"
 # The image's entrypoint (root Dockerfile) and its environment.
 IMAGE_ENTRYPOINT = "/usr/local/bin/waymark"
 IMAGE_ENV = {"WAYMARK_DATA_DIR": "/var/lib/waymark"}
@@ -156,15 +165,73 @@ def kustomize(path: pathlib.Path) -> list[dict]:
 # Kubernetes schemas
 # --------------------------------------------------------------------------
 
+def _major_minor(version: str) -> tuple[int, int]:
+    major, minor = version.lstrip("v").split(".")[:2]
+    return int(major), int(minor)
+
+
+def _old_schema_dir(version: str) -> pathlib.Path:
+    """The strict schemas of a Kubernetes version the installed
+    kubernetes-validate no longer has, from OLD_SCHEMAS_PACKAGE's wheel."""
+    major, minor = _major_minor(version)
+    name = f"v{major}.{minor}.0-local-strict"
+    target = OLD_SCHEMAS_CACHE / name
+    if (target / "_definitions.json").exists():
+        return target
+    OLD_SCHEMAS_CACHE.mkdir(parents=True, exist_ok=True)
+    wheels = sorted(OLD_SCHEMAS_CACHE.glob("kubernetes_validate-*.whl"))
+    if not wheels:
+        out = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps",
+                              "--disable-pip-version-check", "--only-binary=:all:",
+                              "-d", str(OLD_SCHEMAS_CACHE), OLD_SCHEMAS_PACKAGE],
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, f"pip download {OLD_SCHEMAS_PACKAGE} failed:\n{out.stderr}"
+        wheels = sorted(OLD_SCHEMAS_CACHE.glob("kubernetes_validate-*.whl"))
+    import zipfile
+    prefix = f"kubernetes_validate/kubernetes-json-schema/{name}/"
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix=name, dir=OLD_SCHEMAS_CACHE))
+    with zipfile.ZipFile(wheels[-1]) as z:
+        members = [m for m in z.namelist() if m.startswith(prefix) and m.endswith(".json")]
+        assert members, f"{wheels[-1].name} has no schemas of Kubernetes {major}.{minor}"
+        for m in members:
+            (tmp / m[len(prefix):]).write_bytes(z.read(m))
+    try:
+        tmp.rename(target)
+    except OSError:  # another process unpacked it first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def _validate_with_schema_dir(doc: dict, schema_dir: pathlib.Path) -> None:
+    """What kubernetes_validate.validate(strict=True) does, on a schema
+    directory of the same layout: <kind>-<group>-<version>.json and
+    _definitions.json."""
+    import json
+    import jsonschema
+    from referencing import Registry, Resource
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", doc["apiVersion"])
+    path = schema_dir / f"{doc['kind'].lower()}-{api}.json"
+    assert path.exists(), f"no schema for {doc['kind']} {doc['apiVersion']} in {schema_dir.name}"
+    schema = json.loads(path.read_text())
+    definitions = json.loads((schema_dir / "_definitions.json").read_text())
+    registry = Resource.from_contents(definitions) @ (Resource.from_contents(schema) @ Registry())
+    jsonschema.validators.Draft202012Validator(schema, registry=registry).validate(doc)
+
+
 def validate_k8s(doc: dict, versions=K8S_VERSIONS) -> None:
     """Strict validation (unknown fields are errors) against the API
     schemas of each Kubernetes version. Custom resources are not in those
     schemas: callers check them themselves."""
+    import jsonschema
     import kubernetes_validate
+    bundled = {_major_minor(v) for v in kubernetes_validate.utils.all_versions()}
     for v in versions:
         try:
-            kubernetes_validate.validate(doc, v, strict=True)
-        except kubernetes_validate.ValidationError as e:
+            if _major_minor(v) in bundled:
+                kubernetes_validate.validate(doc, v, strict=True)
+            else:
+                _validate_with_schema_dir(doc, _old_schema_dir(v))
+        except (kubernetes_validate.ValidationError, jsonschema.ValidationError) as e:
             path = ".".join(str(p) for p in e.path)
             raise AssertionError(
                 f"{doc['kind']}/{doc['metadata']['name']} is not valid for Kubernetes {v}: "

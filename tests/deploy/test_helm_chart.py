@@ -87,7 +87,7 @@ def test_every_manifest_is_valid_for_kubernetes(case):
 
 def test_helm_lint_strict(case):
     name, values, _ = case
-    report = ds.helm_lint(values, strict=True, kube_version="v1.29.0")
+    report = ds.helm_lint(values, strict=True, kube_version="v" + ds.K8S_VERSIONS[0])
     problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
     assert not problems, problems
 
@@ -235,22 +235,26 @@ def test_pod_containers_never_share_a_port(case):
 
 
 def test_distributed_pod_layout(case):
-    """The collector (store writer) starts first as a native sidecar whose
-    startup probe waits for /ready, so the query container only starts once
-    the store exists; the query container mounts the volume read-only."""
+    """The collector (store writer) and the query container are two
+    ordinary containers of one pod, started together: the query container
+    mounts the volume read-only and waits, not ready, until the collector
+    has created the store, and its startup probe allows twice the startup
+    budget (the wait, then its own opening of the store)."""
     name, values, r = case
     if values.get("mode") != "distributed":
         pytest.skip("distributed mode only")
     sts = r.get("StatefulSet", "waymark-collector")
     spec = ds.pod_spec(sts)
-    [collector] = spec["initContainers"]
-    assert collector["name"] == "collector" and collector["restartPolicy"] == "Always"
-    assert collector["args"][0] == "collector"
-    [query] = spec["containers"]
-    assert query["args"][0] == "query"
+    assert "initContainers" not in spec
+    collector, query = spec["containers"]
+    assert collector["name"] == "collector" and collector["args"][0] == "collector"
+    assert query["name"] == "query" and query["args"][0] == "query"
     mounts = {m["name"]: m for m in query["volumeMounts"]}
     assert mounts["data"]["readOnly"] is True and mounts["data"]["mountPath"] == "/var/lib/waymark"
     assert "--data-dir=/var/lib/waymark" in query["args"]
+    cs, qs = collector["startupProbe"], query["startupProbe"]
+    assert qs["periodSeconds"] == cs["periodSeconds"]
+    assert qs["failureThreshold"] == 2 * cs["failureThreshold"]
     if r.all("DaemonSet"):
         agent = ds.pod_spec(r.get("DaemonSet", "waymark-agent"))["containers"][0]
         flags = ds.flag_values(agent["args"])
@@ -390,10 +394,32 @@ def test_release_names():
         "metadata"]["name"] == "waymark-collector"
 
 
-def test_chart_requires_kubernetes_with_native_sidecars():
-    """Distributed mode runs the collector as a native sidecar (an init
-    container with restartPolicy Always), on by default from Kubernetes
-    1.29; Helm refuses to install the chart on an older cluster."""
+def test_chart_kube_version_is_the_oldest_version_tested():
+    """Chart.yaml's kubeVersion is the oldest Kubernetes the manifests are
+    validated against (K8S_VERSIONS); Helm refuses older clusters."""
     chart = yaml.safe_load((ds.CHART_DIR / "Chart.yaml").read_text())
-    assert chart["kubeVersion"] == ">=1.29.0-0"
+    assert chart["kubeVersion"] == f">={ds.K8S_VERSIONS[0]}-0" == ">=1.22.0-0"
     assert chart["apiVersion"] == "v2"
+
+
+def test_no_native_sidecars(case):
+    """Init containers with restartPolicy Always (native sidecars) need
+    Kubernetes 1.29; the chart supports older clusters and uses none."""
+    name, values, r = case
+    for wl in r.workloads():
+        for c in ds.pod_spec(wl).get("initContainers", []):
+            assert "restartPolicy" not in c, (wl["metadata"]["name"], c["name"])
+
+
+def test_old_kubernetes_schemas_are_really_checked():
+    """The schemas of the oldest version tested come from an older
+    kubernetes-validate; a field that version lacks is refused, so the
+    check is not vacuous."""
+    sts = ds.render({"mode": "distributed"}).get("StatefulSet", "waymark-collector")
+    ds.validate_k8s(sts)
+    sidecar = json.loads(json.dumps(sts))
+    spec = ds.pod_spec(sidecar)
+    spec["initContainers"] = [dict(spec["containers"].pop(0), restartPolicy="Always")]
+    with pytest.raises(AssertionError, match="not valid for Kubernetes 1.22.0.*restartPolicy"):
+        ds.validate_k8s(sidecar, versions=(ds.K8S_VERSIONS[0],))
+    ds.validate_k8s(sidecar, versions=("1.29.0",))

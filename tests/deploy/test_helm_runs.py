@@ -5,10 +5,10 @@ hold their keys), container ports move to free loopback ports and Service
 names in arguments resolve to the container behind the Service. Every probe
 is then asked on the running process, on the probe's own port and path.
 
-The distributed test starts the pod's containers in the kubelet's order
-(the native-sidecar collector, and the query container once the
-collector's startup probe passes), then an agent whose --collector is the
-collector Service, and follows one span from the agent to the query API.
+The distributed test starts the collector pod's two containers, the query
+container first (the kubelet starts them together, so it may win the race
+on a new volume), then an agent whose --collector is the collector
+Service, and follows one span from the agent to the query API.
 """
 
 from __future__ import annotations
@@ -126,13 +126,17 @@ def test_distributed_runs_end_to_end(cluster, values):
     sts = r.get("StatefulSet", "waymark-collector")
     collector, query = ds.long_running_containers(sts)
     assert (collector["name"], query["name"]) == ("collector", "query")
-    # The kubelet starts the native sidecar and waits for its startup probe
-    # before it starts the next container.
+    # The two are ordinary containers started together: let the query
+    # container come first, on the still empty volume. It waits, alive and
+    # not ready, until the collector has created the store. Its volume is
+    # read-only: run it as a user that cannot write the collector's files.
+    q = fc.start(sts, query, run_as_nobody=True)
+    q_admin = q.local_port("query-admin")
+    ds.wait_http(f"http://127.0.0.1:{q_admin}/health", 200, proc=q)
+    waiting = requests.get(f"http://127.0.0.1:{q_admin}/ready", timeout=5)
+    assert waiting.status_code == 503 and "waiting for a collector" in waiting.text, waiting.text
     c = fc.start(sts, collector)
     ds.check_probes(c)
-    # The query container's volume is read-only: run it as a user that
-    # cannot write the collector's files.
-    q = fc.start(sts, query, run_as_nobody=True)
     ds.check_probes(q)
     if os.geteuid() == 0:
         uid = [ln for ln in open(f"/proc/{q.proc.pid}/status") if ln.startswith("Uid:")][0].split()[1]

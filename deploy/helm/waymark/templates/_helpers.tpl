@@ -270,16 +270,20 @@ refer to.
 
 {{/*
 Probes on the admin port a container really serves. Call with
-(dict "ctx" $ "port" "admin"): the port is the container port's name.
+(dict "ctx" $ "port" "admin"): the port is the container port's name. An
+optional "startupFactor" multiplies the startup probe's failureThreshold:
+the query container of the collector pod gets 2, since it may first wait
+for the collector to create the store and then open the store itself.
 */}}
 {{- define "waymark.probes" -}}
 {{- $p := .ctx.Values.probes -}}
+{{- $factor := int (default 1 .startupFactor) -}}
 startupProbe:
   httpGet:
     path: /ready
     port: {{ .port }}
   periodSeconds: {{ int $p.startup.periodSeconds }}
-  failureThreshold: {{ int $p.startup.failureThreshold }}
+  failureThreshold: {{ mul (int $p.startup.failureThreshold) $factor }}
   timeoutSeconds: {{ int $p.startup.timeoutSeconds }}
 livenessProbe:
   httpGet:
