@@ -25,7 +25,6 @@ CASES = {
                     "annotations": {"nginx.ingress.kubernetes.io/proxy-body-size": "16m"},
                     "tls": [{"secretName": "waymark-tls", "hosts": ["waymark.example.com"]}]},
         "serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"}},
-        "sampling": {"strategies": SAMPLING},
         "otlp": {"corsAllowedOrigins": ["https://shop.example.com", "https://admin.example.com"]},
         "extraArgs": ["--config=/etc/waymark/none.yaml"],
         "extraEnv": [{"name": "RUST_BACKTRACE", "value": "1"}],
@@ -37,6 +36,8 @@ CASES = {
                      "podAnnotations": {"x": "y"}, "podLabels": {"team": "obs"}},
         "imagePullSecrets": [{"name": "regcred"}],
         "service": {"collector": {"type": "LoadBalancer"}, "query": {"type": "NodePort"}},
+        "sampling": {"strategies": SAMPLING,
+                     "adaptive": {"enabled": True, "targetSamplesPerSecond": 2.5, "lookback": "10m"}},
     },
     "allInOne-ephemeral": {"storage": {"embedded": {"persistence": {"enabled": False}}},
                            "serviceAccount": {"create": False, "name": "existing"}},
@@ -45,7 +46,8 @@ CASES = {
         "mode": "distributed",
         "ingress": {"enabled": True},
         "serviceMonitor": {"enabled": True},
-        "sampling": {"existingConfigMap": "my-strategies"},
+        "sampling": {"existingConfigMap": "my-strategies",
+                     "adaptive": {"enabled": True, "minSamplesPerSecond": 0, "calculationInterval": "30s"}},
         "agent": {"hostPorts": True, "queue": {"hostPath": "/var/lib/waymark-agent"},
                   "forwardGzip": True, "tolerations": [{"operator": "Exists"}]},
         "podDisruptionBudget": {"maxUnavailable": 0},
@@ -322,6 +324,22 @@ def test_values_reach_the_flags(case):
     assert flags["max-batch-spans"] == str(v["pipeline"]["maxBatchSpans"])
     assert flags["queue-max-wait"] == v["pipeline"]["queueMaxWait"]
     assert flags["log-level"] == v["logLevel"]
+    adaptive = v["sampling"]["adaptive"]
+    assert flags["sampling-adaptive"] == str(adaptive["enabled"]).lower()
+    for key, flag in (("targetSamplesPerSecond", "target-samples-per-second"),
+                      ("deltaTolerance", "delta-tolerance"),
+                      ("initialSamplingProbability", "initial-sampling-probability"),
+                      ("minSamplingProbability", "min-sampling-probability"),
+                      ("minSamplesPerSecond", "min-samples-per-second"),
+                      ("maxIncrease", "max-increase")):
+        assert float(flags[f"adaptive-{flag}"]) == adaptive[key], key
+    assert flags["adaptive-calculation-interval"] == adaptive["calculationInterval"]
+    assert flags["adaptive-lookback"] == adaptive["lookback"]
+    # Only the store's writer runs adaptive sampling.
+    for wl in r.workloads():
+        for c in ds.long_running_containers(wl):
+            if c is not writer and c["args"][0] != writer["args"][0]:
+                assert not [a for a in c["args"] if "adaptive" in a], (wl["metadata"]["name"], c["name"])
     if v["otlp"]["corsAllowedOrigins"]:
         assert flags["cors-allowed-origins"] == ",".join(v["otlp"]["corsAllowedOrigins"])
     else:

@@ -165,6 +165,44 @@ def test_distributed_runs_end_to_end(cluster, values):
         assert s["rateLimitingSampling"]["maxTracesPerSecond"] == 7
 
 
+ADAPTIVE = {"enabled": True, "targetSamplesPerSecond": 3, "minSamplesPerSecond": 0.25,
+            "initialSamplingProbability": 0.02, "calculationInterval": "1s", "lookback": "3s"}
+
+
+@pytest.mark.parametrize("mode", ["allInOne", "distributed"])
+def test_adaptive_sampling_runs_in_the_writer(cluster, mode):
+    """With sampling.adaptive on, the store's writer runs with the rendered
+    flags (the binary accepts them all, the default 0.00001 rendered as
+    1e-05 included) and its sampling port answers a per-operation strategy
+    with the lower bound given; its state lives in the store's volume. In
+    distributed mode the agent passes the collector's answer on."""
+    values = {"mode": mode, "sampling": {"adaptive": ADAPTIVE}}
+    r = ds.render(values)
+    fc = cluster(r.docs)
+    sts = r.get("StatefulSet", "waymark" if mode == "allInOne" else "waymark-collector")
+    writer = ds.long_running_containers(sts)[0]
+    flags = ds.flag_values(writer["args"])
+    assert flags["sampling-adaptive"] == "true"
+    assert flags["adaptive-min-sampling-probability"] == "1e-05"
+    w = fc.start(sts, writer)
+    ds.check_probes(w)
+    ports = [fc.resolve_service("waymark-collector.tracing.svc", 5778)]
+    if mode == "distributed":
+        ds_agent = r.get("DaemonSet", "waymark-agent")
+        [agent_c] = ds.long_running_containers(ds_agent)
+        assert not [a for a in agent_c["args"] if "adaptive" in a]
+        ds.check_probes(fc.start(ds_agent, agent_c))
+        ports.append(fc.resolve_service("waymark-agent.tracing.svc", 5778))
+    for port in ports:
+        got = requests.get(f"http://127.0.0.1:{port}/sampling?service=x", timeout=10)
+        assert got.status_code == 200, got.text
+        ops = got.json()["operationSampling"]
+        assert ops["defaultLowerBoundTracesPerSecond"] == ADAPTIVE["minSamplesPerSecond"], got.text
+        assert ops["defaultSamplingProbability"] == ADAPTIVE["initialSamplingProbability"], got.text
+    assert (fc.volumes[(sts["metadata"]["name"], "data")] / "sampling").is_dir()
+    assert w.alive()
+
+
 def test_query_container_alone_on_an_empty_volume_waits(cluster):
     """`waymark query` on a data directory no collector has initialised yet
     waits, alive and not ready, instead of exiting: a query container that

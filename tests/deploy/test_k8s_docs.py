@@ -47,8 +47,11 @@ def test_values_table_defaults():
     table = _table()
     for key, value in _leaves(ds.default_values()):
         doc = table[key]
-        if isinstance(value, bool) or isinstance(value, (int, float)):
+        if isinstance(value, bool):
             assert doc == f"`{json.dumps(value)}`", (key, doc)
+        elif isinstance(value, (int, float)):
+            # Numbers may be spelled differently (0.00001 for 1e-05), not differ.
+            assert re.fullmatch(r"`[0-9.e+-]+`", doc) and float(doc.strip("`")) == value, (key, doc)
         elif isinstance(value, str):
             assert doc == f"`{json.dumps(value)}`" if value == "" else doc == f"`{value}`", (key, doc)
         elif value in ([], {}):

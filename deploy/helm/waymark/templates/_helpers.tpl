@@ -83,6 +83,15 @@ ones it does (an install with --skip-schema-validation still meets these).
 {{- if and .Values.sampling.existingConfigMap .Values.sampling.strategies -}}
 {{- fail "sampling: set either strategies or existingConfigMap, not both" -}}
 {{- end -}}
+{{- $a := .Values.sampling.adaptive -}}
+{{- $interval := float64 (include "waymark.durationNs" $a.calculationInterval) -}}
+{{- $lookback := float64 (include "waymark.durationNs" $a.lookback) -}}
+{{- if lt $interval 1e8 -}}
+{{- fail (printf "sampling.adaptive.calculationInterval must be at least 100ms, not %q (Waymark refuses it at start-up)" (toString $a.calculationInterval)) -}}
+{{- end -}}
+{{- if lt $lookback $interval -}}
+{{- fail (printf "sampling.adaptive.lookback %q must be at least sampling.adaptive.calculationInterval %q (Waymark refuses it at start-up)" (toString $a.lookback) (toString $a.calculationInterval)) -}}
+{{- end -}}
 {{- $seen := dict -}}
 {{- range $key, $port := .Values.ports -}}
 {{- if and (eq $key "queryAdmin") (ne $.Values.mode "distributed") -}}{{- continue -}}{{- end -}}
@@ -92,6 +101,21 @@ ones it does (an install with --skip-schema-validation still meets these).
 {{- end -}}
 {{- $_ := set $seen $p $key -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+A duration in the binary's syntax (0, 7d, 2w, 1h30m, 1.5s, 300us ...) in
+nanoseconds, printed as a float. Every unit is a whole number of
+nanoseconds, so whole and decimal amounts convert exactly enough to compare.
+*/}}
+{{- define "waymark.durationNs" -}}
+{{- $ns := dict "ns" 1 "us" 1000 "µs" 1000 "μs" 1000 "ms" 1000000 "s" 1000000000 "m" 60000000000 "h" 3600000000000 "d" 86400000000000 "w" 604800000000000 -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?[^0-9.]+" (toString .) -1 -}}
+{{- $num := regexFind "^[0-9]+(\\.[0-9]+)?" . -}}
+{{- $total = addf $total (mulf (float64 $num) (get $ns (trimPrefix $num .))) -}}
+{{- end -}}
+{{- $total -}}
 {{- end -}}
 
 {{- define "waymark.samplingEnabled" -}}
@@ -136,6 +160,25 @@ the Services and the probes use.
 {{- end }}
 {{- end -}}
 
+{{/*
+Adaptive sampling. Only the store's writer (all-in-one, collector) runs it:
+it counts what reaches storage and keeps its state in the store. Rendered
+whether enabled or not, so that extraArgs cannot set these flags a second
+time.
+*/}}
+{{- define "waymark.args.adaptive" -}}
+{{- $a := .Values.sampling.adaptive -}}
+- {{ printf "--sampling-adaptive=%t" $a.enabled | quote }}
+- {{ printf "--adaptive-target-samples-per-second=%v" $a.targetSamplesPerSecond | quote }}
+- {{ printf "--adaptive-delta-tolerance=%v" $a.deltaTolerance | quote }}
+- {{ printf "--adaptive-calculation-interval=%s" $a.calculationInterval | quote }}
+- {{ printf "--adaptive-lookback=%s" $a.lookback | quote }}
+- {{ printf "--adaptive-initial-sampling-probability=%v" $a.initialSamplingProbability | quote }}
+- {{ printf "--adaptive-min-sampling-probability=%v" $a.minSamplingProbability | quote }}
+- {{ printf "--adaptive-min-samples-per-second=%v" $a.minSamplesPerSecond | quote }}
+- {{ printf "--adaptive-max-increase=%v" $a.maxIncrease | quote }}
+{{- end -}}
+
 {{/* The embedded store's writer. */}}
 {{- define "waymark.args.storage" -}}
 - "--data-dir=/var/lib/waymark"
@@ -161,6 +204,7 @@ the Services and the probes use.
 {{ include "waymark.args.queryListeners" . }}
 {{ include "waymark.args.storage" . }}
 {{ include "waymark.args.ingest" . }}
+{{ include "waymark.args.adaptive" . }}
 - {{ printf "--max-clock-skew-adjustment=%s" .Values.query.maxClockSkewAdjustment | quote }}
 {{ include "waymark.args.tail" . }}
 {{- end -}}
@@ -171,6 +215,7 @@ the Services and the probes use.
 {{ include "waymark.args.ingestListeners" . }}
 {{ include "waymark.args.storage" . }}
 {{ include "waymark.args.ingest" . }}
+{{ include "waymark.args.adaptive" . }}
 {{ include "waymark.args.tail" . }}
 {{- end -}}
 
