@@ -435,6 +435,18 @@ fn parse_go_float(s: &str) -> Option<f64> {
     }
 }
 
+/// The `traceID` values a trace may be stored under: 32 hex digits (what
+/// current Jaeger and Waymark write) and, for a 64-bit id, also the 16
+/// digits older Jaeger wrote. A read by trace id matches any of them.
+pub fn stored_trace_ids(id: &TraceId) -> Vec<String> {
+    let full = id.to_hex();
+    if id.0[..8].iter().all(|b| *b == 0) {
+        vec![full[16..].to_string(), full]
+    } else {
+        vec![full]
+    }
+}
+
 /// 64-bit FNV-1a over the concatenation of `parts`.
 pub(crate) fn fnv1a64(parts: &[&[u8]]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -660,6 +672,20 @@ mod tests {
         assert_eq!(fnv1a64(&[b""]), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(&[b"a"]), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(&[b"foo", b"bar"]), fnv1a64(&[b"foobar"]));
+    }
+
+    #[test]
+    fn trace_id_forms() {
+        let short = TraceId::from_hex("a3ce929d0e0e4736").unwrap();
+        assert_eq!(
+            stored_trace_ids(&short),
+            ["a3ce929d0e0e4736", "0000000000000000a3ce929d0e0e4736"]
+        );
+        let long = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(
+            stored_trace_ids(&long),
+            ["4bf92f3577b34da6a3ce929d0e0e4736"]
+        );
     }
 
     #[test]
