@@ -329,7 +329,7 @@ fn span(
         name: s.operation_name,
         kind,
         start_time_unix_nano: s.start_ns,
-        end_time_unix_nano: s.start_ns + s.duration_ns,
+        end_time_unix_nano: s.start_ns.saturating_add(s.duration_ns),
         attributes,
         dropped_attributes_count: 0,
         events,

@@ -56,13 +56,21 @@ fn span_id(b: &[u8]) -> u64 {
 }
 
 fn ts_ns(t: Option<prost_types::Timestamp>) -> u64 {
-    t.map(|t| (t.seconds.max(0) as u64).saturating_mul(1_000_000_000) + t.nanos.max(0) as u64)
-        .unwrap_or(0)
+    t.map(|t| {
+        (t.seconds.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(t.nanos.max(0) as u64)
+    })
+    .unwrap_or(0)
 }
 
 fn dur_ns(d: Option<prost_types::Duration>) -> u64 {
-    d.map(|d| (d.seconds.max(0) as u64).saturating_mul(1_000_000_000) + d.nanos.max(0) as u64)
-        .unwrap_or(0)
+    d.map(|d| {
+        (d.seconds.max(0) as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(d.nanos.max(0) as u64)
+    })
+    .unwrap_or(0)
 }
 
 /// Converts a `PostSpansRequest` batch (pure; used by tests too).
@@ -165,5 +173,42 @@ impl crate::Receiver for JaegerGrpcReceiver {
             .serve_with_incoming_shutdown(incoming, crate::wait_shutdown(shutdown))
             .await
             .map_err(std::io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod overflow_tests {
+    use super::*;
+
+    /// Found by fuzz/jaeger_grpc and the Thrift targets: a start near the
+    /// end of time plus a duration overflowed; both now saturate.
+    #[test]
+    fn times_near_the_end_of_time_saturate() {
+        let span = pb::Span {
+            trace_id: vec![1; 16],
+            span_id: vec![2; 8],
+            operation_name: "late".into(),
+            start_time: Some(prost_types::Timestamp {
+                seconds: i64::MAX,
+                nanos: 999_999_999,
+            }),
+            duration: Some(prost_types::Duration {
+                seconds: i64::MAX,
+                nanos: 999_999_999,
+            }),
+            ..Default::default()
+        };
+        let batch = pb::Batch {
+            spans: vec![span],
+            process: Some(pb::Process {
+                service_name: "svc".into(),
+                tags: Vec::new(),
+            }),
+            ..Default::default()
+        };
+        let d = decode_batch(batch, &crate::Limits::default()).unwrap();
+        let s = &d.spans[0];
+        assert_eq!(s.start_time_unix_nano, u64::MAX);
+        assert_eq!(s.end_time_unix_nano, u64::MAX);
     }
 }
