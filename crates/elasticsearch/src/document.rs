@@ -265,11 +265,11 @@ impl Default for TagsAsFields {
 }
 
 impl TagsAsFields {
-    fn applies(&self, key: &str) -> bool {
+    pub(crate) fn applies(&self, key: &str) -> bool {
         self.all || self.keys.contains(key)
     }
 
-    fn field_name(&self, key: &str) -> String {
+    pub(crate) fn field_name(&self, key: &str) -> String {
         key.replace('.', &self.dot_replacement)
     }
 

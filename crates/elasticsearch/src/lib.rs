@@ -1,8 +1,13 @@
 //! Elasticsearch and OpenSearch storage in Jaeger's index layout, so that
 //! Waymark reads the indices Jaeger wrote and Jaeger reads Waymark's.
 //!
-//! This first increment is pure code, with no HTTP client and no I/O:
-//!
+//! * [`client`]: the HTTP client (reqwest with rustls): several URLs in
+//!   turn, basic auth (password from a file), API key or bearer token, a
+//!   CA file, client certificates, timeouts, gzip;
+//! * [`store`]: [`EsStorage`], the `Storage` implementation: `_bulk`
+//!   writes that retry only the items refused for now, Jaeger's reads
+//!   (trace ids by aggregation, then spans), dependencies from the
+//!   dependencies indices or computed from spans;
 //! * [`document`]: Jaeger's span, service and dependencies documents as
 //!   serde types, and the conversion between a span document and the span
 //!   model (through the shared Jaeger mapping of
@@ -14,23 +19,25 @@
 //!   8 and 9 (composable) and OpenSearch 1–3, and the cluster [`Version`]
 //!   read from `GET /` that chooses between them;
 //! * [`bulk`]: `_bulk` NDJSON bodies, and per-item outcomes of a `_bulk`
-//!   response (success, conflict, retryable, permanent).
+//!   response (success, conflict, retryable, permanent);
+//! * [`cleaner`]: deleting dated indices older than a cutoff.
 //!
-//! The next increment adds the HTTP client: the writer (batching,
-//! retrying only the retryable items, back-pressure on 429), the reader
-//! (services, operations, trace by id, search, dependencies), connection
-//! settings (TLS, authentication) and the `Storage` implementation. See
-//! `docs/elasticsearch.md`.
+//! See `docs/elasticsearch.md` for what is verified how.
 
 pub mod bulk;
+pub mod cleaner;
+pub mod client;
 pub mod document;
 pub mod index;
+pub mod store;
 pub mod templates;
 mod time;
 
 pub use bulk::{BulkBody, BulkError, BulkResponse, ItemError, ItemOutcome, OpType};
+pub use client::{ClientConfig, EsClient, EsError};
 pub use document::{
     DependenciesDocument, DocumentError, ServiceDocument, SpanDocument, TagsAsFields,
 };
 pub use index::{IndexConfig, IndexKind, Rollover};
+pub use store::{EsConfig, EsStorage, Refresh};
 pub use templates::{IndexTemplate, TemplateFlavour, TemplateOptions, Version, index_template};

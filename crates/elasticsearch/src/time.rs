@@ -145,6 +145,19 @@ pub(crate) fn parse_rfc3339(s: &str) -> Option<u64> {
     Some(secs as u64 * NANOS_PER_SEC + nanos as u64)
 }
 
+/// Nanoseconds since the epoch of a UTC date and hour; `None` before 1970
+/// or for an impossible date.
+pub(crate) fn unix_nanos_of(year: i64, month: u32, day: u32, hour: u32) -> Option<u64> {
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    if civil_from_days(days) != (year, month, day) || days < 0 {
+        return None;
+    }
+    Some(days as u64 * NANOS_PER_DAY + u64::from(hour) * NANOS_PER_HOUR)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

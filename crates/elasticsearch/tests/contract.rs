@@ -1,0 +1,572 @@
+//! Contract tests of the HTTP side against a recording stand-in for a
+//! cluster: every request Waymark sends is captured (method, path, headers,
+//! body) and answered with a response written from Elasticsearch's
+//! documented REST API. No real cluster is involved here; see `live.rs`.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+use waymark_elasticsearch::{ClientConfig, EsConfig, EsStorage, IndexConfig};
+use waymark_model::{AnyValue, KeyValue, Resource, Span, SpanId, SpanKind, TraceId};
+use waymark_storage::{Storage, StorageErrorKind, TraceQuery};
+
+#[derive(Clone, Debug)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn ndjson(&self) -> Vec<Value> {
+        String::from_utf8(self.body.clone())
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+type Responder = Box<dyn FnMut(&Seen) -> Option<(u16, Value)> + Send>;
+
+/// The stand-in: answers `GET /` with a version, template PUTs with
+/// `acknowledged`, and everything else from the queued responders (the
+/// first that returns an answer), else 404.
+#[derive(Clone)]
+struct Mock {
+    seen: Arc<Mutex<Vec<Seen>>>,
+    responders: Arc<Mutex<VecDeque<Responder>>>,
+    root: Arc<Mutex<Value>>,
+}
+
+fn es8_root() -> Value {
+    json!({"name": "node-1", "cluster_name": "test", "version": {"number": "8.15.2", "build_flavor": "default"}, "tagline": "You Know, for Search"})
+}
+
+impl Mock {
+    async fn start(root: Value) -> (Mock, String) {
+        let mock = Mock {
+            seen: Default::default(),
+            responders: Default::default(),
+            root: Arc::new(Mutex::new(root)),
+        };
+        let app = Router::new().fallback(handle).with_state(mock.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (mock, url)
+    }
+
+    fn respond(&self, f: impl FnMut(&Seen) -> Option<(u16, Value)> + Send + 'static) {
+        self.responders.lock().push_back(Box::new(f));
+    }
+
+    fn requests(&self, method: &str, path_prefix: &str) -> Vec<Seen> {
+        self.seen
+            .lock()
+            .iter()
+            .filter(|s| s.method == method && s.path.starts_with(path_prefix))
+            .cloned()
+            .collect()
+    }
+}
+
+async fn handle(
+    State(m): State<Mock>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let seen = Seen {
+        method: method.to_string(),
+        path: uri
+            .path_and_query()
+            .map(|p| p.to_string())
+            .unwrap_or_default(),
+        headers,
+        body: body.to_vec(),
+    };
+    m.seen.lock().push(seen.clone());
+    if seen.method == "GET" && seen.path == "/" {
+        return axum::Json(m.root.lock().clone()).into_response();
+    }
+    if seen.method == "PUT"
+        && (seen.path.starts_with("/_index_template/") || seen.path.starts_with("/_template/"))
+    {
+        return axum::Json(json!({"acknowledged": true})).into_response();
+    }
+    let mut rs = m.responders.lock();
+    for i in 0..rs.len() {
+        if let Some((status, body)) = (rs[i])(&seen) {
+            return (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response();
+        }
+    }
+    drop(rs);
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(
+            json!({"error": {"type": "unexpected_request", "reason": seen.path}, "status": 404}),
+        ),
+    )
+        .into_response()
+}
+
+fn cfg(url: &str) -> EsConfig {
+    EsConfig {
+        client: ClientConfig {
+            urls: vec![url.to_string()],
+            timeout: Duration::from_secs(5),
+            ..ClientConfig::default()
+        },
+        retry_backoff: Duration::from_millis(1),
+        ..EsConfig::default()
+    }
+}
+
+const T0: u64 = 1_764_000_000_000_000_000; // 2025-11-24T16:00:00Z
+
+fn span(trace: u128, id: u64, service: &str, name: &str) -> Span {
+    Span {
+        trace_id: TraceId(trace.to_be_bytes()),
+        span_id: SpanId(id.to_be_bytes()),
+        name: name.into(),
+        kind: SpanKind::Server,
+        start_time_unix_nano: T0,
+        end_time_unix_nano: T0 + 1_500_000,
+        attributes: vec![KeyValue::new("http.method", AnyValue::String("GET".into()))],
+        resource: Arc::new(Resource {
+            attributes: vec![KeyValue::new(
+                "service.name",
+                AnyValue::String(service.into()),
+            )],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A `_bulk` answer: every item created, except the statuses given by
+/// position.
+fn bulk_answer(items: usize, special: &[(usize, u16, &str)]) -> Value {
+    let items: Vec<Value> = (0..items)
+        .map(|i| match special.iter().find(|(n, _, _)| *n == i) {
+            Some((_, status, ty)) => json!({"index": {"_index": "x", "_id": i.to_string(), "status": status,
+                "error": {"type": ty, "reason": format!("{ty} for item {i}")}}}),
+            None => json!({"index": {"_index": "x", "_id": i.to_string(), "status": 201, "result": "created"}}),
+        })
+        .collect();
+    json!({"took": 3, "errors": !special.is_empty(), "items": items})
+}
+
+#[tokio::test]
+async fn templates_follow_the_cluster_version() {
+    for (root, path) in [
+        (es8_root(), "/_index_template/jaeger-span"),
+        (
+            json!({"version": {"number": "7.17.24"}, "tagline": "You Know, for Search"}),
+            "/_template/jaeger-span",
+        ),
+        (
+            json!({"version": {"distribution": "opensearch", "number": "2.17.1"}, "tagline": "The OpenSearch Project: https://opensearch.org/"}),
+            "/_template/jaeger-span",
+        ),
+    ] {
+        let (mock, url) = Mock::start(root).await;
+        EsStorage::open(cfg(&url)).await.unwrap();
+        let puts = mock.requests("PUT", "/");
+        assert_eq!(puts.len(), 3, "one template per kind");
+        assert!(
+            puts.iter().any(|p| p.path == path),
+            "{path} in {:?}",
+            puts.iter().map(|p| &p.path).collect::<Vec<_>>()
+        );
+        let span_t = puts.iter().find(|p| p.path == path).unwrap().json();
+        let text = span_t.to_string();
+        assert!(text.contains("jaeger-span-*"), "pattern: {text}");
+        assert!(text.contains("\"nested\""), "nested tags: {text}");
+    }
+    // An unsupported version is refused with a clear message.
+    let (_m, url) = Mock::start(json!({"version": {"number": "6.8.0"}})).await;
+    let e = EsStorage::open(cfg(&url)).await.err().unwrap().to_string();
+    assert!(e.contains("6.8.0") && e.contains("supported"), "{e}");
+}
+
+#[tokio::test]
+async fn bulk_body_index_names_ids_and_service_dedup() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(EsConfig {
+        indices: IndexConfig {
+            prefix: "prod".into(),
+            ..IndexConfig::default()
+        },
+        ..cfg(&url)
+    })
+    .await
+    .unwrap();
+    mock.respond(|s| (s.path == "/_bulk").then(|| (200, bulk_answer(s.ndjson().len() / 2, &[]))));
+    store
+        .write(vec![
+            span(1, 1, "checkout", "GET /cart"),
+            span(1, 2, "checkout", "GET /cart"),
+        ])
+        .await
+        .unwrap();
+    let bulks = mock.requests("POST", "/_bulk");
+    assert_eq!(bulks.len(), 1);
+    assert_eq!(bulks[0].headers["content-type"], "application/x-ndjson");
+    let lines = bulks[0].ndjson();
+    // Two span documents and one service document (the pair repeats).
+    assert_eq!(lines.len(), 6, "{lines:#?}");
+    assert_eq!(lines[0]["index"]["_index"], "prod-jaeger-span-2025-11-24");
+    assert_eq!(lines[1]["traceID"], "00000000000000000000000000000001");
+    assert_eq!(lines[1]["spanID"], "0000000000000001");
+    assert_eq!(lines[1]["startTime"], T0 / 1000);
+    assert_eq!(lines[1]["startTimeMillis"], T0 / 1_000_000);
+    assert_eq!(lines[1]["duration"], 1500);
+    assert_eq!(lines[1]["process"]["serviceName"], "checkout");
+    let id = lines[0]["index"]["_id"].as_str().unwrap();
+    assert!(
+        id.starts_with("00000000000000000000000000000001_0000000000000001_"),
+        "{id}"
+    );
+    assert_eq!(
+        lines[2]["index"]["_index"],
+        "prod-jaeger-service-2025-11-24"
+    );
+    assert_eq!(
+        lines[3],
+        json!({"serviceName": "checkout", "operationName": "GET /cart"})
+    );
+    assert_eq!(lines[4]["index"]["_index"], "prod-jaeger-span-2025-11-24");
+
+    // The service document is not written again once acknowledged, and
+    // writing the same span again gives the same _id (no duplicate).
+    store
+        .write(vec![span(1, 1, "checkout", "GET /cart")])
+        .await
+        .unwrap();
+    let again = mock.requests("POST", "/_bulk")[1].ndjson();
+    assert_eq!(again.len(), 2);
+    assert_eq!(again[0]["index"]["_id"], lines[0]["index"]["_id"]);
+    assert_eq!(store.stats().stored_spans, 3);
+}
+
+#[tokio::test]
+async fn only_the_items_refused_for_now_are_sent_again() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(cfg(&url)).await.unwrap();
+    let mut calls = 0;
+    mock.respond(move |s| {
+        if s.path != "/_bulk" {
+            return None;
+        }
+        calls += 1;
+        let n = s.ndjson().len() / 2;
+        Some(match calls {
+            // Item 2 (the second span) rejected: the write queue was full.
+            1 => (
+                200,
+                bulk_answer(n, &[(2, 429, "es_rejected_execution_exception")]),
+            ),
+            _ => (200, bulk_answer(n, &[])),
+        })
+    });
+    store
+        .write(vec![
+            span(7, 1, "a", "x"),
+            span(7, 2, "a", "x"),
+            span(7, 3, "a", "x"),
+        ])
+        .await
+        .unwrap();
+    let bulks = mock.requests("POST", "/_bulk");
+    assert_eq!(bulks.len(), 2);
+    let first = bulks[0].ndjson();
+    let retry = bulks[1].ndjson();
+    assert_eq!(first.len(), 8, "3 spans + 1 service document");
+    assert_eq!(retry.len(), 2, "only the refused item: {retry:#?}");
+    assert_eq!(retry[0], first[4], "same action line, same _id");
+    assert_eq!(retry[1]["spanID"], "0000000000000002");
+}
+
+#[tokio::test]
+async fn conflicts_count_as_written_and_mapping_errors_fail_with_the_reason() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(cfg(&url)).await.unwrap();
+    mock.respond(|s| {
+        (s.path == "/_bulk").then(|| {
+            let n = s.ndjson().len() / 2;
+            if s.ndjson()[1]["operationName"] == "bad" {
+                (200, bulk_answer(n, &[(0, 400, "mapper_parsing_exception")]))
+            } else {
+                (
+                    200,
+                    bulk_answer(n, &[(0, 409, "version_conflict_engine_exception")]),
+                )
+            }
+        })
+    });
+    store.write(vec![span(9, 1, "a", "fine")]).await.unwrap();
+    let e = store.write(vec![span(9, 2, "a", "bad")]).await.unwrap_err();
+    assert_eq!(e.kind, StorageErrorKind::Invalid);
+    assert!(e.to_string().contains("mapper_parsing_exception"), "{e}");
+    assert_eq!(
+        mock.requests("POST", "/_bulk").len(),
+        2,
+        "a permanent error is not retried"
+    );
+}
+
+#[tokio::test]
+async fn a_cluster_that_keeps_pushing_back_fails_the_write_as_unavailable() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(EsConfig {
+        max_retries: 3,
+        ..cfg(&url)
+    })
+    .await
+    .unwrap();
+    mock.respond(|s| {
+        (s.path == "/_bulk").then(|| {
+            (429, json!({"error": {"type": "es_rejected_execution_exception", "reason": "rejected execution of coordinating operation"}, "status": 429}))
+        })
+    });
+    let e = store.write(vec![span(3, 1, "a", "x")]).await.unwrap_err();
+    assert_eq!(e.kind, StorageErrorKind::Unavailable, "{e}");
+    assert!(e.to_string().contains("overloaded"), "{e}");
+    assert_eq!(mock.requests("POST", "/_bulk").len(), 4, "1 + 3 retries");
+}
+
+fn hit(doc: Value) -> Value {
+    json!({"_index": "jaeger-span-2025-11-24", "_id": "x", "_source": doc, "sort": [doc["startTime"], doc["spanID"]]})
+}
+
+fn jaeger_doc(trace: &str, span: &str, service: &str, op: &str, start_us: u64) -> Value {
+    json!({"traceID": trace, "spanID": span, "flags": 1, "operationName": op, "references": [],
+        "startTime": start_us, "startTimeMillis": start_us / 1000, "duration": 250,
+        "tags": [{"key": "span.kind", "type": "string", "value": "server"}, {"key": "http.status_code", "type": "int64", "value": "500"}],
+        "logs": [], "process": {"serviceName": service, "tags": []}})
+}
+
+#[tokio::test]
+async fn search_asks_for_trace_ids_then_their_spans() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(cfg(&url)).await.unwrap();
+    let trace = "0000000000000000000000000000abcd";
+    let start_us = T0 / 1000;
+    mock.respond(move |s| {
+        if !s.path.contains("/_search") {
+            return None;
+        }
+        let body = s.json();
+        Some(if body.get("aggs").is_some() {
+            (200, json!({"hits": {"hits": []}, "aggregations": {"traceIDs": {"buckets": [{"key": trace, "doc_count": 2, "startTime": {"value": start_us}}]}}}))
+        } else {
+            (200, json!({"hits": {"total": {"value": 2}, "hits": [
+                hit(jaeger_doc(trace, "0000000000000001", "checkout", "GET /cart", start_us)),
+                hit(jaeger_doc(trace, "0000000000000002", "payment", "charge", start_us + 10)),
+            ]}}))
+        })
+    });
+    let q = TraceQuery {
+        service: Some("checkout".into()),
+        tags: vec![("http.status_code".into(), "500".into())],
+        duration_min: Some(100_000),
+        ..TraceQuery::all(T0 - 3_600_000_000_000, T0 + 1_000_000_000, 20)
+    };
+    let traces = store.find_traces(&q).await.unwrap();
+    assert_eq!(traces.len(), 1);
+    assert_eq!(traces[0].spans.len(), 2);
+    assert_eq!(traces[0].trace_id.to_hex(), trace);
+
+    let searches = mock.requests("POST", "/");
+    let agg = &searches[0];
+    assert_eq!(
+        agg.path,
+        "/jaeger-span-2025-11-24/_search?ignore_unavailable=true&allow_no_indices=true"
+    );
+    let body = agg.json();
+    assert_eq!(body["size"], 0);
+    assert_eq!(body["aggs"]["traceIDs"]["terms"]["field"], "traceID");
+    assert_eq!(body["aggs"]["traceIDs"]["terms"]["size"], 20);
+    assert_eq!(
+        body["aggs"]["traceIDs"]["terms"]["order"],
+        json!({"startTime": "desc"})
+    );
+    assert_eq!(
+        body["aggs"]["traceIDs"]["aggs"]["startTime"],
+        json!({"max": {"field": "startTime"}})
+    );
+    let must = body["query"]["bool"]["must"].as_array().unwrap();
+    assert!(
+        must.contains(&json!({"term": {"process.serviceName": "checkout"}})),
+        "{must:#?}"
+    );
+    assert!(
+        must.contains(&json!({"range": {"duration": {"gte": 100}}})),
+        "{must:#?}"
+    );
+    let tag = must
+        .iter()
+        .find(|c| c.to_string().contains("http.status_code"))
+        .unwrap()
+        .to_string();
+    for path in ["\"tags\"", "\"process.tags\"", "\"logs.fields\""] {
+        assert!(tag.contains(path), "nested {path} in {tag}");
+    }
+    assert!(
+        tag.contains("tag.http@status_code"),
+        "flattened field in {tag}"
+    );
+
+    let fetch = searches[1].json();
+    let mut forms: Vec<String> =
+        serde_json::from_value(fetch["query"]["terms"]["traceID"].clone()).unwrap();
+    forms.sort();
+    assert_eq!(
+        forms,
+        vec![trace.to_string(), "000000000000abcd".to_string()],
+        "both stored forms"
+    );
+    assert_eq!(
+        fetch["sort"],
+        json!([{"startTime": "asc"}, {"spanID": "asc"}])
+    );
+    // The spans are read over the range widened by the clock-skew margin.
+    assert!(
+        searches[1].path.starts_with("/jaeger-span-2025-11-24"),
+        "{}",
+        searches[1].path
+    );
+
+    // The final check is ours: a trace the cluster offered that does not
+    // match (service "other") is dropped.
+    let q2 = TraceQuery {
+        service: Some("other".into()),
+        ..q
+    };
+    assert!(store.find_traces(&q2).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn trace_by_id_asks_for_both_id_forms_and_a_missing_index_is_not_an_error() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(cfg(&url)).await.unwrap();
+    // With ignore_unavailable the cluster answers missing indices with no hits.
+    mock.respond(|s| {
+        s.path
+            .contains("/_search")
+            .then(|| (200, json!({"hits": {"total": {"value": 0}, "hits": []}})))
+    });
+    let id = TraceId(0xabcdu128.to_be_bytes());
+    assert!(store.get_trace(id).await.unwrap().is_none());
+    let s = &mock.requests("POST", "/")[0];
+    assert!(s.path.contains("ignore_unavailable=true"), "{}", s.path);
+    let mut forms: Vec<String> =
+        serde_json::from_value(s.json()["query"]["terms"]["traceID"].clone()).unwrap();
+    forms.sort();
+    assert_eq!(
+        forms,
+        vec!["0000000000000000000000000000abcd", "000000000000abcd"]
+    );
+    // 72 hours of daily indices: four of them.
+    let indices = s.path.trim_start_matches('/').split('/').next().unwrap();
+    assert_eq!(indices.split(',').count(), 4, "{indices}");
+}
+
+#[tokio::test]
+async fn errors_name_what_the_cluster_said() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let store = EsStorage::open(cfg(&url)).await.unwrap();
+    mock.respond(|s| {
+        s.path.contains("/_search").then(|| {
+            (404, json!({"error": {"type": "index_not_found_exception", "reason": "no such index [jaeger-span-x]"}, "status": 404}))
+        })
+    });
+    let e = store.services().await.unwrap_err().to_string();
+    assert!(
+        e.contains("404") && e.contains("index_not_found_exception"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn credentials_and_failover() {
+    let dir = tempfile::tempdir().unwrap();
+    let pw = dir.path().join("password");
+    std::fs::write(&pw, "s3cret\n").unwrap();
+    let (mock, url) = Mock::start(es8_root()).await;
+    // The first URL refuses connections: the client moves on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let a = l.local_addr().unwrap();
+        drop(l);
+        format!("http://{a}")
+    };
+    let mut c = cfg(&url);
+    c.client.urls = vec![dead, url.clone()];
+    c.client.username = Some("elastic".into());
+    c.client.password_file = Some(pw.clone());
+    EsStorage::open(c).await.unwrap();
+    let root = &mock.requests("GET", "/")[0];
+    // base64("elastic:s3cret")
+    assert_eq!(root.headers["authorization"], "Basic ZWxhc3RpYzpzM2NyZXQ=");
+
+    let key = dir.path().join("api-key");
+    std::fs::write(
+        &key,
+        "VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw==",
+    )
+    .unwrap();
+    let mut c = cfg(&url);
+    c.client.api_key_file = Some(key);
+    EsStorage::open(c).await.unwrap();
+    let root = mock.requests("GET", "/").pop().unwrap();
+    assert_eq!(
+        root.headers["authorization"],
+        "ApiKey VnVhQ2ZHY0JDZGJrUW0tZTVhT3g6dWkybHAyYXhUTm1zeWFrdzl0dk5udw=="
+    );
+
+    // Configuration mistakes are named.
+    let mut c = cfg(&url);
+    c.client.password_file = Some(dir.path().join("missing"));
+    c.client.username = Some("elastic".into());
+    let e = EsStorage::open(c).await.err().unwrap().to_string();
+    assert!(e.contains("missing") && e.contains("password"), "{e}");
+    let mut c = cfg(&url);
+    c.client.ca_file = Some(pw);
+    let e = EsStorage::open(c).await.err().unwrap().to_string();
+    assert!(e.contains("CA file"), "{e}");
+}
+
+#[tokio::test]
+async fn wrong_credentials_are_reported_as_such() {
+    use axum::routing::get;
+    let app = Router::new().route(
+        "/",
+        get(|| async {
+            (StatusCode::UNAUTHORIZED, axum::Json(json!({"error": {"type": "security_exception", "reason": "unable to authenticate user [elastic]"}, "status": 401})))
+        }),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    let e = EsStorage::open(cfg(&url)).await.err().unwrap().to_string();
+    assert!(
+        e.contains("401") && e.contains("credentials") && e.contains("security_exception"),
+        "{e}"
+    );
+}
