@@ -29,6 +29,7 @@ pub mod cleaner;
 pub mod client;
 pub mod document;
 pub mod index;
+pub mod rollover;
 pub mod store;
 pub mod templates;
 mod time;

@@ -570,3 +570,148 @@ async fn wrong_credentials_are_reported_as_such() {
         "{e}"
     );
 }
+
+#[tokio::test]
+async fn rollover_init_rollover_and_lookback() {
+    use waymark_elasticsearch::{EsClient, TemplateOptions, rollover};
+    let (mock, url) = Mock::start(es8_root()).await;
+    let client = EsClient::new(&cfg(&url).client).unwrap();
+    let indices = IndexConfig {
+        prefix: "prod".into(),
+        ..IndexConfig::default()
+    };
+    // init: no write alias yet for spans; services have one already.
+    mock.respond(|s| {
+        (s.method == "HEAD" && s.path.starts_with("/_alias/")).then(|| {
+            if s.path.contains("span") {
+                (404, json!({}))
+            } else {
+                (200, json!({}))
+            }
+        })
+    });
+    mock.respond(|s| {
+        (s.method == "PUT" && s.path == "/prod-jaeger-span-000001")
+            .then(|| (200, json!({"acknowledged": true})))
+    });
+    let r = rollover::init(&client, &indices, &TemplateOptions::default())
+        .await
+        .unwrap();
+    assert!(
+        r.lines
+            .iter()
+            .any(|l| l.contains("prod-jaeger-service-write exists")),
+        "{:?}",
+        r.lines
+    );
+    let created = mock.requests("PUT", "/prod-jaeger-span-000001");
+    assert_eq!(created.len(), 1);
+    assert_eq!(
+        created[0].json(),
+        json!({"aliases": {"prod-jaeger-span-write": {"is_write_index": true}, "prod-jaeger-span-read": {}}})
+    );
+    let template = mock.requests("PUT", "/_index_template/prod-jaeger-span")[0]
+        .json()
+        .to_string();
+    assert!(template.contains("prod-jaeger-span-*"), "{template}");
+
+    // rollover: the span alias rolls, the service alias does not.
+    mock.respond(|s| {
+        (s.path.ends_with("/_rollover")).then(|| {
+            if s.path.contains("span") {
+                (200, json!({"acknowledged": true, "old_index": "prod-jaeger-span-000001", "new_index": "prod-jaeger-span-000002", "rolled_over": true, "dry_run": false, "conditions": {"[max_age: 1d]": true}}))
+            } else {
+                (200, json!({"acknowledged": false, "old_index": "prod-jaeger-service-000001", "new_index": "prod-jaeger-service-000002", "rolled_over": false, "dry_run": false, "conditions": {"[max_age: 1d]": false}}))
+            }
+        })
+    });
+    mock.respond(|s| (s.path == "/_aliases").then(|| (200, json!({"acknowledged": true}))));
+    let r = rollover::rollover(&client, &indices, &json!({"max_age": "1d"}))
+        .await
+        .unwrap();
+    assert_eq!(r.lines.len(), 2, "{:?}", r.lines);
+    let ro = mock.requests("POST", "/prod-jaeger-span-write/_rollover");
+    assert_eq!(ro[0].json(), json!({"conditions": {"max_age": "1d"}}));
+    let aliases = mock.requests("POST", "/_aliases");
+    assert_eq!(aliases.len(), 1, "only the rolled alias gains an index");
+    assert_eq!(
+        aliases[0].json(),
+        json!({"actions": [{"add": {"index": "prod-jaeger-span-000002", "alias": "prod-jaeger-span-read"}}]})
+    );
+
+    // lookback: the old span index leaves the read alias; the write index stays.
+    mock.respond(|s| {
+        (s.method == "GET" && s.path.starts_with("/_alias/")).then(|| {
+            if s.path.contains("span") {
+                (200, json!({
+                    "prod-jaeger-span-000001": {"aliases": {"prod-jaeger-span-read": {}}},
+                    "prod-jaeger-span-000002": {"aliases": {"prod-jaeger-span-read": {}, "prod-jaeger-span-write": {"is_write_index": true}}},
+                }))
+            } else {
+                (200, json!({"prod-jaeger-service-000001": {"aliases": {"prod-jaeger-service-read": {}, "prod-jaeger-service-write": {}}}}))
+            }
+        })
+    });
+    mock.respond(|s| {
+        s.path.contains("/_settings/index.creation_date").then(|| {
+            let index = s
+                .path
+                .trim_start_matches('/')
+                .split('/')
+                .next()
+                .unwrap()
+                .to_string();
+            (
+                200,
+                json!({index: {"settings": {"index": {"creation_date": "1000"}}}}),
+            )
+        })
+    });
+    let r = rollover::lookback(&client, &indices, 2000).await.unwrap();
+    assert!(
+        r.lines[0].contains("removed prod-jaeger-span-000001"),
+        "{:?}",
+        r.lines
+    );
+    let aliases = mock.requests("POST", "/_aliases");
+    assert_eq!(
+        aliases.last().unwrap().json(),
+        json!({"actions": [{"remove": {"index": "prod-jaeger-span-000001", "alias": "prod-jaeger-span-read"}}]})
+    );
+}
+
+#[tokio::test]
+async fn cleaner_deletes_only_whole_expired_dated_indices() {
+    use waymark_elasticsearch::{EsClient, cleaner};
+    let (mock, url) = Mock::start(es8_root()).await;
+    let client = EsClient::new(&cfg(&url).client).unwrap();
+    mock.respond(|s| {
+        s.path.starts_with("/_cat/indices/jaeger-*").then(|| {
+            (
+                200,
+                json!([
+                    {"index": "jaeger-span-2025-11-01", "docs.count": "120"},
+                    {"index": "jaeger-service-2025-11-01", "docs.count": "4"},
+                    {"index": "jaeger-span-2025-11-24", "docs.count": "7"},
+                    {"index": "jaeger-span-write", "docs.count": "1"},
+                ]),
+            )
+        })
+    });
+    mock.respond(|s| (s.method == "DELETE").then(|| (200, json!({"acknowledged": true}))));
+    let d =
+        cleaner::delete_indices_before(&client, &IndexConfig::default(), T0 - 86_400_000_000_000)
+            .await
+            .unwrap();
+    assert_eq!(
+        d.indices,
+        vec!["jaeger-service-2025-11-01", "jaeger-span-2025-11-01"]
+    );
+    assert_eq!(d.spans, 120);
+    let del = mock.requests("DELETE", "/");
+    assert_eq!(del.len(), 1);
+    assert_eq!(
+        del[0].path,
+        "/jaeger-service-2025-11-01,jaeger-span-2025-11-01"
+    );
+}

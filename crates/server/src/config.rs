@@ -101,6 +101,179 @@ pub struct StorageConfig {
     pub head_max_age: Duration,
     /// zstd level of block pages (1–19).
     pub zstd_level: i32,
+    /// Where spans are stored: `embedded` (the data directory) or
+    /// `elasticsearch` (Elasticsearch or OpenSearch, Jaeger's index layout).
+    pub backend: StorageBackend,
+    pub elasticsearch: ElasticsearchSettings,
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum StorageBackend {
+    #[default]
+    Embedded,
+    Elasticsearch,
+}
+
+impl std::str::FromStr for StorageBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "embedded" => Ok(StorageBackend::Embedded),
+            "elasticsearch" | "opensearch" => Ok(StorageBackend::Elasticsearch),
+            other => Err(format!(
+                "unknown storage backend {other:?}: use embedded or elasticsearch"
+            )),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum RolloverFrequency {
+    #[default]
+    Day,
+    Hour,
+}
+
+/// `storage.elasticsearch`: the cluster and Jaeger's index options.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ElasticsearchSettings {
+    /// Server URLs, e.g. `https://elasticsearch:9200`.
+    pub urls: Vec<String>,
+    pub username: Option<String>,
+    /// The password itself; prefer `password_file` or `WAYMARK_ES_PASSWORD`.
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub api_key_file: Option<PathBuf>,
+    pub bearer_token_file: Option<PathBuf>,
+    /// PEM CA certificate(s) of the cluster.
+    pub ca_file: Option<PathBuf>,
+    pub client_cert_file: Option<PathBuf>,
+    pub client_key_file: Option<PathBuf>,
+    /// Accept any server certificate (testing only).
+    pub tls_skip_verify: bool,
+    #[serde(deserialize_with = "duration")]
+    pub timeout: Duration,
+    /// Compress request bodies with gzip.
+    pub gzip: bool,
+    /// Prepended to index names with `-`.
+    pub index_prefix: String,
+    /// Between the date parts of index names.
+    pub index_date_separator: String,
+    pub span_rollover: RolloverFrequency,
+    pub service_rollover: RolloverFrequency,
+    /// Write to `*-write` and read from `*-read` aliases (see `waymark es-rollover`).
+    pub use_aliases: bool,
+    /// Store every tag also as a `tag.<key>` field.
+    pub tags_as_fields_all: bool,
+    /// Tags stored as fields, besides `tags_as_fields_all`.
+    pub tags_as_fields_keys: Vec<String>,
+    /// Replaces `.` in tag keys stored as fields.
+    pub tags_as_fields_dot_replacement: String,
+    pub create_index_templates: bool,
+    pub shards: u32,
+    pub replicas: u32,
+    /// How far back reads without a time range look.
+    #[serde(deserialize_with = "duration")]
+    pub max_span_age: Duration,
+    pub max_doc_count: usize,
+    pub bulk_max_actions: usize,
+    pub bulk_max_bytes: usize,
+    pub max_retries: u32,
+    /// Delete dated indices older than `storage.retention` from the collector.
+    pub delete_expired_indices: bool,
+}
+
+impl Default for ElasticsearchSettings {
+    fn default() -> Self {
+        let e = waymark_elasticsearch::EsConfig::default();
+        ElasticsearchSettings {
+            urls: vec!["http://127.0.0.1:9200".into()],
+            username: None,
+            password: None,
+            password_file: None,
+            api_key_file: None,
+            bearer_token_file: None,
+            ca_file: None,
+            client_cert_file: None,
+            client_key_file: None,
+            tls_skip_verify: false,
+            timeout: e.client.timeout,
+            gzip: false,
+            index_prefix: String::new(),
+            index_date_separator: "-".into(),
+            span_rollover: RolloverFrequency::Day,
+            service_rollover: RolloverFrequency::Day,
+            use_aliases: false,
+            tags_as_fields_all: false,
+            tags_as_fields_keys: Vec::new(),
+            tags_as_fields_dot_replacement: e.tags_as_fields.dot_replacement.clone(),
+            create_index_templates: true,
+            shards: e.templates.shards,
+            replicas: e.templates.replicas,
+            max_span_age: e.max_span_age,
+            max_doc_count: e.max_doc_count,
+            bulk_max_actions: e.bulk_max_actions,
+            bulk_max_bytes: e.bulk_max_bytes,
+            max_retries: e.max_retries,
+            delete_expired_indices: false,
+        }
+    }
+}
+
+impl ElasticsearchSettings {
+    pub fn to_config(&self) -> waymark_elasticsearch::EsConfig {
+        use waymark_elasticsearch as es;
+        let roll = |r: RolloverFrequency| match r {
+            RolloverFrequency::Day => es::Rollover::Day,
+            RolloverFrequency::Hour => es::Rollover::Hour,
+        };
+        let d = es::EsConfig::default();
+        es::EsConfig {
+            client: es::ClientConfig {
+                urls: self.urls.clone(),
+                username: self.username.clone(),
+                password: self.password.clone(),
+                password_file: self.password_file.clone(),
+                api_key_file: self.api_key_file.clone(),
+                bearer_token_file: self.bearer_token_file.clone(),
+                ca_file: self.ca_file.clone(),
+                client_cert_file: self.client_cert_file.clone(),
+                client_key_file: self.client_key_file.clone(),
+                tls_skip_verify: self.tls_skip_verify,
+                timeout: self.timeout,
+                gzip: self.gzip,
+            },
+            indices: es::IndexConfig {
+                prefix: self.index_prefix.clone(),
+                date_separator: self.index_date_separator.clone(),
+                span_rollover: roll(self.span_rollover),
+                service_rollover: roll(self.service_rollover),
+                dependencies_rollover: es::Rollover::Day,
+                use_aliases: self.use_aliases,
+            },
+            tags_as_fields: es::TagsAsFields {
+                all: self.tags_as_fields_all,
+                keys: self.tags_as_fields_keys.iter().cloned().collect(),
+                dot_replacement: self.tags_as_fields_dot_replacement.clone(),
+            },
+            templates: es::TemplateOptions {
+                shards: self.shards,
+                replicas: self.replicas,
+                ..d.templates
+            },
+            create_templates: self.create_index_templates,
+            max_span_age: self.max_span_age,
+            max_doc_count: self.max_doc_count,
+            bulk_max_actions: self.bulk_max_actions,
+            bulk_max_bytes: self.bulk_max_bytes,
+            max_retries: self.max_retries,
+            delete_expired_indices: self.delete_expired_indices,
+            ..d
+        }
+    }
 }
 
 impl Default for StorageConfig {
@@ -113,6 +286,8 @@ impl Default for StorageConfig {
             head_max_bytes: e.head_max_bytes,
             head_max_age: e.head_max_age,
             zstd_level: e.zstd_level,
+            backend: StorageBackend::Embedded,
+            elasticsearch: ElasticsearchSettings::default(),
         }
     }
 }

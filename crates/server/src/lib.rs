@@ -220,7 +220,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         (
             Arc::new(waymark_pipeline::StorageSink(s.clone())),
             Some(s),
-            Some(e),
+            e,
         )
     };
 
@@ -493,8 +493,6 @@ impl AgentGauges {
     }
 }
 
-/// Opens the embedded store: as the writer when this process ingests,
-/// read-only for the `query` mode.
 /// Names this process in shared state (adaptive sampling's throughput and
 /// lease): host, process id and start time.
 fn collector_id() -> String {
@@ -508,11 +506,19 @@ fn collector_id() -> String {
     format!("{host}-{}-{started}", std::process::id())
 }
 
+/// Opens the configured backend. The embedded store is opened as the
+/// writer when this process ingests, read-only for the `query` mode.
 async fn open_storage(
     cfg: &Config,
     mode: Mode,
     storage_cell: &OnceLock<Arc<dyn Storage>>,
-) -> anyhow::Result<(Arc<dyn Storage>, Arc<EmbeddedStorage>)> {
+) -> anyhow::Result<(Arc<dyn Storage>, Option<Arc<EmbeddedStorage>>)> {
+    if cfg.storage.backend == config::StorageBackend::Elasticsearch {
+        let es = open_elasticsearch(cfg).await?;
+        let storage: Arc<dyn Storage> = Arc::new(es);
+        let _ = storage_cell.set(storage.clone());
+        return Ok((storage, None));
+    }
     let mut ecfg = EmbeddedConfig::new(&cfg.data_dir);
     ecfg.fsync = cfg.storage.fsync;
     ecfg.head_max_spans = cfg.storage.head_max_spans;
@@ -548,7 +554,29 @@ async fn open_storage(
         "storage open"
     );
 
-    Ok((storage, embedded))
+    Ok((storage, Some(embedded)))
+}
+
+/// Connects to Elasticsearch/OpenSearch. An unreachable or overloaded
+/// cluster is waited for (the process stays alive and not ready, instead
+/// of crash-looping); a configuration or credentials error stops start-up.
+async fn open_elasticsearch(cfg: &Config) -> anyhow::Result<waymark_elasticsearch::EsStorage> {
+    let es_cfg = cfg.storage.elasticsearch.to_config();
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match waymark_elasticsearch::EsStorage::open(es_cfg.clone()).await {
+            Ok(s) => {
+                tracing::info!(urls = ?cfg.storage.elasticsearch.urls, version = %s.version().number, "storage open");
+                return Ok(s);
+            }
+            Err(e) if e.is_retryable() => {
+                tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "elasticsearch not available yet");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) => return Err(anyhow::anyhow!(e).context("opening the elasticsearch storage")),
+        }
+    }
 }
 
 fn spawn_http(

@@ -36,6 +36,10 @@ pub enum Command {
     Tracegen(crate::tracegen::TracegenArgs),
     /// Starts a server, loads it and prints ingest, size and query figures.
     Bench(crate::bench::BenchArgs),
+    /// Deletes Jaeger-layout Elasticsearch/OpenSearch indices older than N days.
+    EsCleaner(crate::es::CleanerArgs),
+    /// Manages rollover indices and aliases in Elasticsearch/OpenSearch.
+    EsRollover(crate::es::RolloverArgs),
 }
 
 /// Options of the server modes. Each overrides the configuration file.
@@ -101,6 +105,78 @@ pub struct ServerArgs {
     /// (adaptive) Largest relative increase of a probability per interval [default: 0.5].
     #[arg(long, env = "WAYMARK_ADAPTIVE_MAX_INCREASE")]
     pub adaptive_max_increase: Option<f64>,
+    /// Storage backend: embedded (the data directory) or elasticsearch (Elasticsearch/OpenSearch) [default: embedded].
+    #[arg(long, env = "WAYMARK_STORAGE_BACKEND")]
+    pub storage_backend: Option<String>,
+    /// (elasticsearch) Server URLs, comma-separated [default: http://127.0.0.1:9200].
+    #[arg(long, env = "WAYMARK_ES_URLS", value_delimiter = ',')]
+    pub es_urls: Option<Vec<String>>,
+    /// (elasticsearch) Basic-auth username.
+    #[arg(long, env = "WAYMARK_ES_USERNAME")]
+    pub es_username: Option<String>,
+    /// (elasticsearch) Basic-auth password (e.g. from a Secret through the environment).
+    #[arg(long, env = "WAYMARK_ES_PASSWORD")]
+    pub es_password: Option<String>,
+    /// (elasticsearch) File holding the basic-auth password.
+    #[arg(long, env = "WAYMARK_ES_PASSWORD_FILE")]
+    pub es_password_file: Option<PathBuf>,
+    /// (elasticsearch) File holding an API key (base64 of id:key).
+    #[arg(long, env = "WAYMARK_ES_API_KEY_FILE")]
+    pub es_api_key_file: Option<PathBuf>,
+    /// (elasticsearch) File holding a bearer token.
+    #[arg(long, env = "WAYMARK_ES_BEARER_TOKEN_FILE")]
+    pub es_bearer_token_file: Option<PathBuf>,
+    /// (elasticsearch) PEM file of the cluster's CA.
+    #[arg(long, env = "WAYMARK_ES_CA_FILE")]
+    pub es_ca_file: Option<PathBuf>,
+    /// (elasticsearch) PEM client certificate.
+    #[arg(long, env = "WAYMARK_ES_CLIENT_CERT_FILE")]
+    pub es_client_cert_file: Option<PathBuf>,
+    /// (elasticsearch) PEM key of the client certificate.
+    #[arg(long, env = "WAYMARK_ES_CLIENT_KEY_FILE")]
+    pub es_client_key_file: Option<PathBuf>,
+    /// (elasticsearch) Accept any server certificate: testing only [default: false].
+    #[arg(long, env = "WAYMARK_ES_TLS_SKIP_VERIFY")]
+    pub es_tls_skip_verify: Option<bool>,
+    /// (elasticsearch) Per-request timeout, e.g. 30s [default: 30s].
+    #[arg(long, env = "WAYMARK_ES_TIMEOUT")]
+    pub es_timeout: Option<String>,
+    /// (elasticsearch) Compress request bodies with gzip [default: false].
+    #[arg(long, env = "WAYMARK_ES_GZIP")]
+    pub es_gzip: Option<bool>,
+    /// (elasticsearch) Index prefix, joined with - [default: none].
+    #[arg(long, env = "WAYMARK_ES_INDEX_PREFIX")]
+    pub es_index_prefix: Option<String>,
+    /// (elasticsearch) Separator of the date parts of index names [default: -].
+    #[arg(long, env = "WAYMARK_ES_INDEX_DATE_SEPARATOR")]
+    pub es_index_date_separator: Option<String>,
+    /// (elasticsearch) A new span index every day or hour [default: day].
+    #[arg(long, env = "WAYMARK_ES_SPAN_ROLLOVER")]
+    pub es_span_rollover: Option<String>,
+    /// (elasticsearch) A new service index every day or hour [default: day].
+    #[arg(long, env = "WAYMARK_ES_SERVICE_ROLLOVER")]
+    pub es_service_rollover: Option<String>,
+    /// (elasticsearch) Write to *-write and read from *-read aliases (see es-rollover) [default: false].
+    #[arg(long, env = "WAYMARK_ES_USE_ALIASES")]
+    pub es_use_aliases: Option<bool>,
+    /// (elasticsearch) Store every tag also as a tag.<key> field [default: false].
+    #[arg(long, env = "WAYMARK_ES_TAGS_AS_FIELDS_ALL")]
+    pub es_tags_as_fields_all: Option<bool>,
+    /// (elasticsearch) Put the index templates at start-up [default: true].
+    #[arg(long, env = "WAYMARK_ES_CREATE_INDEX_TEMPLATES")]
+    pub es_create_index_templates: Option<bool>,
+    /// (elasticsearch) Shards of new indices [default: 5].
+    #[arg(long, env = "WAYMARK_ES_SHARDS")]
+    pub es_shards: Option<u32>,
+    /// (elasticsearch) Replicas of new indices [default: 1].
+    #[arg(long, env = "WAYMARK_ES_REPLICAS")]
+    pub es_replicas: Option<u32>,
+    /// (elasticsearch) How far back trace-by-id, services and operations look [default: 72h].
+    #[arg(long, env = "WAYMARK_ES_MAX_SPAN_AGE")]
+    pub es_max_span_age: Option<String>,
+    /// (elasticsearch) Delete dated indices older than --retention from the collector [default: false].
+    #[arg(long, env = "WAYMARK_ES_DELETE_EXPIRED_INDICES")]
+    pub es_delete_expired_indices: Option<bool>,
     /// Query API (and UI) listen address [default: 0.0.0.0:16686].
     #[arg(long, env = "WAYMARK_QUERY_LISTEN")]
     pub query_listen: Option<SocketAddr>,
@@ -219,6 +295,86 @@ impl ServerArgs {
         }
         if let Some(v) = &self.sampling_strategies_file {
             c.sampling.strategies_file = Some(v.clone());
+        }
+        if let Some(v) = &self.storage_backend {
+            c.storage.backend = v
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("--storage-backend: {e}"))?;
+        }
+        let rollover = |what: &str, v: &str| match v {
+            "day" => Ok(waymark_server::config::RolloverFrequency::Day),
+            "hour" => Ok(waymark_server::config::RolloverFrequency::Hour),
+            other => Err(anyhow::anyhow!("--{what}: {other:?} is not day or hour")),
+        };
+        let e = &mut c.storage.elasticsearch;
+        if let Some(v) = &self.es_urls {
+            e.urls = v.clone();
+        }
+        if let Some(v) = &self.es_username {
+            e.username = Some(v.clone());
+        }
+        if let Some(v) = &self.es_password {
+            e.password = Some(v.clone());
+        }
+        if let Some(v) = &self.es_password_file {
+            e.password_file = Some(v.clone());
+        }
+        if let Some(v) = &self.es_api_key_file {
+            e.api_key_file = Some(v.clone());
+        }
+        if let Some(v) = &self.es_bearer_token_file {
+            e.bearer_token_file = Some(v.clone());
+        }
+        if let Some(v) = &self.es_ca_file {
+            e.ca_file = Some(v.clone());
+        }
+        if let Some(v) = &self.es_client_cert_file {
+            e.client_cert_file = Some(v.clone());
+        }
+        if let Some(v) = &self.es_client_key_file {
+            e.client_key_file = Some(v.clone());
+        }
+        if let Some(v) = self.es_tls_skip_verify {
+            e.tls_skip_verify = v;
+        }
+        if let Some(v) = &self.es_timeout {
+            e.timeout = dur("es-timeout", v)?;
+        }
+        if let Some(v) = self.es_gzip {
+            e.gzip = v;
+        }
+        if let Some(v) = &self.es_index_prefix {
+            e.index_prefix = v.clone();
+        }
+        if let Some(v) = &self.es_index_date_separator {
+            e.index_date_separator = v.clone();
+        }
+        if let Some(v) = &self.es_span_rollover {
+            e.span_rollover = rollover("es-span-rollover", v)?;
+        }
+        if let Some(v) = &self.es_service_rollover {
+            e.service_rollover = rollover("es-service-rollover", v)?;
+        }
+        if let Some(v) = self.es_use_aliases {
+            e.use_aliases = v;
+        }
+        if let Some(v) = self.es_tags_as_fields_all {
+            e.tags_as_fields_all = v;
+        }
+        if let Some(v) = self.es_create_index_templates {
+            e.create_index_templates = v;
+        }
+        if let Some(v) = self.es_shards {
+            e.shards = v;
+        }
+        if let Some(v) = self.es_replicas {
+            e.replicas = v;
+        }
+        if let Some(v) = &self.es_max_span_age {
+            e.max_span_age = dur("es-max-span-age", v)?;
+        }
+        if let Some(v) = self.es_delete_expired_indices {
+            e.delete_expired_indices = v;
         }
         let a = &mut c.sampling.adaptive;
         if let Some(v) = self.sampling_adaptive {
@@ -386,6 +542,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
             init_logging(cli.server.log_level.as_deref().or(Some("warn")));
             crate::bench::run(a).await
         }
+        Some(Command::EsCleaner(a)) => {
+            init_logging(cli.server.log_level.as_deref());
+            crate::es::cleaner(a).await
+        }
+        Some(Command::EsRollover(a)) => {
+            init_logging(cli.server.log_level.as_deref());
+            crate::es::rollover(a).await
+        }
     }
 }
 
@@ -406,6 +570,30 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         jaeger_grpc_listen,
         sampling_listen,
         sampling_strategies_file,
+        storage_backend,
+        es_urls,
+        es_username,
+        es_password,
+        es_password_file,
+        es_api_key_file,
+        es_bearer_token_file,
+        es_ca_file,
+        es_client_cert_file,
+        es_client_key_file,
+        es_tls_skip_verify,
+        es_timeout,
+        es_gzip,
+        es_index_prefix,
+        es_index_date_separator,
+        es_span_rollover,
+        es_service_rollover,
+        es_use_aliases,
+        es_tags_as_fields_all,
+        es_create_index_templates,
+        es_shards,
+        es_replicas,
+        es_max_span_age,
+        es_delete_expired_indices,
         sampling_adaptive,
         adaptive_target_samples_per_second,
         adaptive_delta_tolerance,

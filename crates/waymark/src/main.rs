@@ -4,6 +4,7 @@
 
 mod bench;
 mod cli;
+mod es;
 mod httpc;
 mod tracegen;
 
