@@ -204,7 +204,6 @@ mod overflow_tests {
                 service_name: "svc".into(),
                 tags: Vec::new(),
             }),
-            ..Default::default()
         };
         let d = decode_batch(batch, &crate::Limits::default()).unwrap();
         let s = &d.spans[0];
