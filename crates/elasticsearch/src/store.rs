@@ -124,6 +124,9 @@ pub struct EsStorage {
 
 const SERVICE_CACHE_MAX: usize = 100_000;
 
+/// Most indices named in one request; wider ranges use a wildcard.
+const MAX_NAMED_INDICES: u64 = 100;
+
 fn now_ns() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -307,9 +310,32 @@ impl EsStorage {
     }
 
     fn span_indices(&self, start_ns: u64, end_ns: u64, margin: u64) -> Vec<String> {
+        self.read_targets(IndexKind::Span, start_ns, end_ns, margin)
+    }
+
+    /// The indices of a time range, or the kind's wildcard pattern when the
+    /// range spans more than [`MAX_NAMED_INDICES`] of them (an open-ended
+    /// search would otherwise name every day since 1970 in the URL).
+    fn read_targets(
+        &self,
+        kind: IndexKind,
+        start_ns: u64,
+        end_ns: u64,
+        margin: u64,
+    ) -> Vec<String> {
+        let period = match self.cfg.indices.rollover(kind) {
+            crate::index::Rollover::Day => 86_400_000_000_000u64,
+            crate::index::Rollover::Hour => 3_600_000_000_000u64,
+        };
+        let span = end_ns
+            .saturating_add(margin)
+            .saturating_sub(start_ns.saturating_sub(margin));
+        if !self.cfg.indices.use_aliases && span / period >= MAX_NAMED_INDICES {
+            return vec![self.cfg.indices.pattern(kind)];
+        }
         self.cfg
             .indices
-            .read_targets(IndexKind::Span, start_ns, end_ns, margin)
+            .read_targets(kind, start_ns, end_ns, margin)
     }
 
     /// Every span matching `query` (a query clause), paged with
@@ -496,6 +522,17 @@ impl Storage for EsStorage {
         if query.start_max < query.start_min {
             return Err(invalid("the start of the time range is after its end"));
         }
+        // Documents keep microseconds: compare at that granularity, so a
+        // bound equal to a span's start (or duration) still matches it.
+        let us = |ns: u64| ns / 1_000 * 1_000;
+        let adjusted = TraceQuery {
+            start_min: us(query.start_min),
+            start_max: us(query.start_max),
+            duration_min: query.duration_min.map(us),
+            duration_max: query.duration_max.map(us),
+            ..query.clone()
+        };
+        let query = &adjusted;
         let limit = query.limit.max(1);
         let body = json!({
             "size": 0,
@@ -549,7 +586,7 @@ impl Storage for EsStorage {
 
     async fn services(&self) -> Result<Vec<String>> {
         let now = now_ns();
-        let indices = self.cfg.indices.read_targets(
+        let indices = self.read_targets(
             IndexKind::Service,
             now.saturating_sub(dur_ns(self.cfg.max_span_age)),
             now,
@@ -566,52 +603,59 @@ impl Storage for EsStorage {
     async fn operations(&self, service: &str, kind: Option<SpanKind>) -> Result<Vec<Operation>> {
         let now = now_ns();
         let start = now.saturating_sub(dur_ns(self.cfg.max_span_age));
-        let mut out: Vec<Operation> = match kind {
-            // Service documents carry no span kind: ask the spans.
-            Some(k) if k != SpanKind::Unspecified => {
-                let body = json!({"size": 0,
-                    "query": {"bool": {"must": [
-                        {"term": {"process.serviceName": service}},
-                        self.tag_clause("span.kind", k.jaeger_name()),
-                    ]}},
-                    "aggs": {"ops": {"terms": {"field": "operationName", "size": self.cfg.max_doc_count}}}});
-                let r = self
-                    .search(&self.span_indices(start, now, 0), &body)
-                    .await?;
+        // Service documents carry no span kind: the kinds come from the
+        // spans, one aggregation per kind asked for.
+        let kinds: Vec<SpanKind> = match kind {
+            Some(k) if k != SpanKind::Unspecified => vec![k],
+            _ => vec![
+                SpanKind::Server,
+                SpanKind::Client,
+                SpanKind::Producer,
+                SpanKind::Consumer,
+                SpanKind::Internal,
+            ],
+        };
+        let span_indices = self.span_indices(start, now, 0);
+        let mut out: Vec<Operation> = Vec::new();
+        for k in kinds {
+            let body = json!({"size": 0,
+                "query": {"bool": {"must": [
+                    {"term": {"process.serviceName": service}},
+                    self.tag_clause("span.kind", k.jaeger_name()),
+                ]}},
+                "aggs": {"ops": {"terms": {"field": "operationName", "size": self.cfg.max_doc_count}}}});
+            let r = self.search(&span_indices, &body).await?;
+            out.extend(
                 buckets(&r, "ops")
                     .into_iter()
-                    .map(|name| Operation { name, kind: k })
-                    .collect()
-            }
-            _ => {
-                let indices = self
-                    .cfg
-                    .indices
-                    .read_targets(IndexKind::Service, start, now, 0);
-                let body = json!({"size": 0,
-                    "query": {"term": {"serviceName": service}},
-                    "aggs": {"ops": {"terms": {"field": "operationName", "size": self.cfg.max_doc_count}}}});
-                let r = self.search(&indices, &body).await?;
-                buckets(&r, "ops")
-                    .into_iter()
-                    .map(|name| Operation {
+                    .map(|name| Operation { name, kind: k }),
+            );
+        }
+        if kind.is_none() {
+            // Operations whose spans carry no kind (or were written by a
+            // tool without one) are listed from the service documents.
+            let indices = self.read_targets(IndexKind::Service, start, now, 0);
+            let body = json!({"size": 0,
+                "query": {"term": {"serviceName": service}},
+                "aggs": {"ops": {"terms": {"field": "operationName", "size": self.cfg.max_doc_count}}}});
+            let r = self.search(&indices, &body).await?;
+            for name in buckets(&r, "ops") {
+                if !out.iter().any(|o| o.name == name) {
+                    out.push(Operation {
                         name,
                         kind: SpanKind::Unspecified,
-                    })
-                    .collect()
+                    });
+                }
             }
-        };
-        out.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        out.sort_by(|a, b| (&a.name, a.kind as i32).cmp(&(&b.name, b.kind as i32)));
         Ok(out)
     }
 
     async fn dependencies(&self, end_ns: u64, lookback_ns: u64) -> Result<Vec<DependencyLink>> {
         let start = end_ns.saturating_sub(lookback_ns);
         // Links a dependencies job stored, when there are any.
-        let indices = self
-            .cfg
-            .indices
-            .read_targets(IndexKind::Dependencies, start, end_ns, 0);
+        let indices = self.read_targets(IndexKind::Dependencies, start, end_ns, 0);
         let body = json!({"size": self.cfg.max_doc_count, "query": {"range": {"timestamp": {
             "gte": crate::time::format_rfc3339_go(start),
             "lte": crate::time::format_rfc3339_go(end_ns),
