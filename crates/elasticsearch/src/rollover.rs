@@ -177,3 +177,59 @@ pub async fn lookback(
     }
     Ok(report)
 }
+
+/// Puts a lifecycle policy that rolls the write indices over after
+/// `rollover_after` and deletes indices `delete_after` old: an ILM policy on
+/// Elasticsearch (`PUT /_ilm/policy/<name>`, named in the templates by
+/// `init --ilm-policy`), an ISM policy on OpenSearch
+/// (`PUT /_plugins/_ism/policies/<name>`, attached to new span and service
+/// indices by its `ism_template`). Durations as the cluster writes them
+/// (`1d`, `12h`).
+pub async fn put_policy(
+    client: &EsClient,
+    cfg: &IndexConfig,
+    name: &str,
+    rollover_after: &str,
+    delete_after: &str,
+) -> Result<Report, EsError> {
+    let version = client.version().await?;
+    let cfg = aliased(cfg);
+    let (path, body) = match version.distribution {
+        crate::templates::Distribution::Elasticsearch => (
+            format!("/_ilm/policy/{name}"),
+            json!({"policy": {"phases": {
+                "hot": {"min_age": "0ms", "actions": {
+                    "rollover": {"max_age": rollover_after},
+                    "set_priority": {"priority": 100},
+                }},
+                "delete": {"min_age": delete_after, "actions": {"delete": {}}},
+            }}}),
+        ),
+        crate::templates::Distribution::OpenSearch => {
+            let patterns: Vec<String> = ROLLOVER_KINDS
+                .iter()
+                .map(|k| format!("{}-*", cfg.base_name(*k)))
+                .collect();
+            (
+                format!("/_plugins/_ism/policies/{name}"),
+                json!({"policy": {
+                    "description": "Waymark: roll the Jaeger indices over, then delete them",
+                    "default_state": "hot",
+                    "states": [
+                        {"name": "hot",
+                         "actions": [{"rollover": {"min_index_age": rollover_after}}],
+                         "transitions": [{"state_name": "delete", "conditions": {"min_index_age": delete_after}}]},
+                        {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+                    ],
+                    "ism_template": [{"index_patterns": patterns, "priority": 100}],
+                }}),
+            )
+        }
+    };
+    client.json(Method::PUT, &path, Some(&body)).await?;
+    Ok(Report {
+        lines: vec![format!(
+            "policy {name} put: roll over after {rollover_after}, delete after {delete_after}"
+        )],
+    })
+}

@@ -715,3 +715,76 @@ async fn cleaner_deletes_only_whole_expired_dated_indices() {
         "/jaeger-service-2025-11-01,jaeger-span-2025-11-01"
     );
 }
+
+#[tokio::test]
+async fn lifecycle_policies_per_distribution() {
+    use waymark_elasticsearch::{EsClient, rollover};
+    let (mock, url) = Mock::start(es8_root()).await;
+    mock.respond(|s| {
+        s.path
+            .starts_with("/_ilm/policy/")
+            .then(|| (200, json!({"acknowledged": true})))
+    });
+    let client = EsClient::new(&cfg(&url).client).unwrap();
+    rollover::put_policy(&client, &IndexConfig::default(), "jp", "1d", "7d")
+        .await
+        .unwrap();
+    let put = &mock.requests("PUT", "/_ilm/policy/jp")[0];
+    let p = put.json();
+    assert_eq!(
+        p["policy"]["phases"]["hot"]["actions"]["rollover"],
+        json!({"max_age": "1d"})
+    );
+    assert_eq!(
+        p["policy"]["phases"]["delete"],
+        json!({"min_age": "7d", "actions": {"delete": {}}})
+    );
+
+    let (mock, url) =
+        Mock::start(json!({"version": {"distribution": "opensearch", "number": "2.17.1"}})).await;
+    mock.respond(|s| {
+        s.path
+            .starts_with("/_plugins/_ism/policies/")
+            .then(|| (200, json!({"_id": "jp"})))
+    });
+    let client = EsClient::new(&cfg(&url).client).unwrap();
+    let indices = IndexConfig {
+        prefix: "prod".into(),
+        ..IndexConfig::default()
+    };
+    rollover::put_policy(&client, &indices, "jp", "12h", "3d")
+        .await
+        .unwrap();
+    let p = mock.requests("PUT", "/_plugins/_ism/policies/jp")[0].json();
+    assert_eq!(
+        p["policy"]["states"][0]["actions"][0],
+        json!({"rollover": {"min_index_age": "12h"}})
+    );
+    assert_eq!(
+        p["policy"]["states"][0]["transitions"][0]["conditions"],
+        json!({"min_index_age": "3d"})
+    );
+    assert_eq!(
+        p["policy"]["ism_template"][0]["index_patterns"],
+        json!(["prod-jaeger-span-*", "prod-jaeger-service-*"])
+    );
+
+    // init --ilm-policy names it in the templates with the write alias.
+    let (mock, url) = Mock::start(es8_root()).await;
+    mock.respond(|s| (s.method == "HEAD").then(|| (200, json!({}))));
+    let client = EsClient::new(&cfg(&url).client).unwrap();
+    let options = waymark_elasticsearch::TemplateOptions {
+        ilm_policy: Some("jp".into()),
+        ..Default::default()
+    };
+    rollover::init(&client, &IndexConfig::default(), &options)
+        .await
+        .unwrap();
+    let t = mock.requests("PUT", "/_index_template/jaeger-span")[0]
+        .json()
+        .to_string();
+    assert!(
+        t.contains("\"jp\"") && t.contains("jaeger-span-write"),
+        "{t}"
+    );
+}

@@ -34,7 +34,28 @@ pub struct RolloverArgs {
 pub enum RolloverAction {
     /// Put the index templates and create the first span and service
     /// indices with their -write and -read aliases (idempotent).
-    Init(ServerArgs),
+    Init {
+        /// Name an ILM policy in the templates (Elasticsearch; see `policy`).
+        #[arg(long)]
+        ilm_policy: Option<String>,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Put a lifecycle policy (ILM on Elasticsearch, ISM on OpenSearch) that
+    /// rolls the indices over and deletes old ones, instead of CronJobs.
+    Policy {
+        /// Policy name.
+        #[arg(long, default_value = "waymark-ilm-policy")]
+        name: String,
+        /// Roll the write index over at this age, e.g. 1d.
+        #[arg(long, default_value = "1d")]
+        rollover_after: String,
+        /// Delete indices at this age, e.g. 7d.
+        #[arg(long, default_value = "7d")]
+        delete_after: String,
+        #[command(flatten)]
+        server: ServerArgs,
+    },
     /// Start new write indices when the current ones are older than
     /// --max-age, and add them to the read aliases.
     Rollover {
@@ -95,9 +116,27 @@ pub async fn cleaner(a: CleanerArgs) -> anyhow::Result<()> {
 
 pub async fn rollover(a: RolloverArgs) -> anyhow::Result<()> {
     let report = match a.action {
-        RolloverAction::Init(server) => {
-            let (client, cfg) = client(&server)?;
+        RolloverAction::Init { ilm_policy, server } => {
+            let (client, mut cfg) = client(&server)?;
+            cfg.templates.ilm_policy = ilm_policy;
             rollover::init(&client, &cfg.indices, &cfg.templates).await?
+        }
+        RolloverAction::Policy {
+            name,
+            rollover_after,
+            delete_after,
+            server,
+        } => {
+            for (flag, v) in [
+                ("rollover-after", &rollover_after),
+                ("delete-after", &delete_after),
+            ] {
+                waymark_server::config::parse_duration(v)
+                    .map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+            }
+            let (client, cfg) = client(&server)?;
+            rollover::put_policy(&client, &cfg.indices, &name, &rollover_after, &delete_after)
+                .await?
         }
         RolloverAction::Rollover { max_age, server } => {
             waymark_server::config::parse_duration(&max_age)
