@@ -242,12 +242,20 @@ def validate_k8s(doc: dict, versions=K8S_VERSIONS) -> None:
 # Pods
 # --------------------------------------------------------------------------
 
+def pod_template(workload: dict) -> dict:
+    """The pod template of a workload, a Job or a CronJob."""
+    spec = workload["spec"]
+    if workload["kind"] == "CronJob":
+        spec = spec["jobTemplate"]["spec"]
+    return spec["template"]
+
+
 def pod_spec(workload: dict) -> dict:
-    return workload["spec"]["template"]["spec"]
+    return pod_template(workload)["spec"]
 
 
 def pod_labels(workload: dict) -> dict:
-    return workload["spec"]["template"]["metadata"]["labels"]
+    return pod_template(workload)["metadata"]["labels"]
 
 
 def long_running_containers(workload: dict) -> list[dict]:
@@ -372,6 +380,12 @@ class FakeCluster:
     volumes: dict[tuple[str, str], pathlib.Path] = field(default_factory=dict)
     # pod name -> {containerPort: local port}, shared by the pod's containers
     pod_ports: dict[str, dict[int, int]] = field(default_factory=dict)
+    # Objects the chart refers to but does not create (a user's Secrets and
+    # ConfigMaps): name -> {key: text}.
+    secrets: dict[str, dict[str, str]] = field(default_factory=dict)
+    config_maps: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Where --es-urls points instead (the stand-in cluster), if set.
+    es_url: str | None = None
 
     def _volume_dir(self, workload: dict, volume_name: str) -> pathlib.Path:
         key = (workload["metadata"]["name"], volume_name)
@@ -387,12 +401,28 @@ class FakeCluster:
             f"{workload['metadata']['name']} mounts volume {volume_name!r}, which it does not define"
         if vol and "configMap" in vol:
             cm_name = vol["configMap"]["name"]
-            cms = [c for c in self.docs if c["kind"] == "ConfigMap" and c["metadata"]["name"] == cm_name]
+            cms = [c.get("data", {}) for c in self.docs
+                   if c["kind"] == "ConfigMap" and c["metadata"]["name"] == cm_name]
+            if not cms and cm_name in self.config_maps:
+                cms = [self.config_maps[cm_name]]
             assert cms, f"ConfigMap {cm_name} (volume {volume_name}) is not among the manifests"
-            for key, text in cms[0].get("data", {}).items():
-                (d / key).write_text(text)
+            self._project(d, cms[0], vol["configMap"].get("items"), f"ConfigMap {cm_name}")
+        if vol and "secret" in vol:
+            name = vol["secret"]["secretName"]
+            assert name in self.secrets, f"Secret {name} (volume {volume_name}) does not exist"
+            self._project(d, self.secrets[name], vol["secret"].get("items"), f"Secret {name}")
         self.volumes[key] = d
         return d
+
+    @staticmethod
+    def _project(d: pathlib.Path, data: dict[str, str], items: list | None, what: str) -> None:
+        """A ConfigMap or Secret volume: every key as a file, or the items
+        asked for (a missing key keeps the pod from starting)."""
+        if items is None:
+            items = [{"key": k, "path": k} for k in data]
+        for it in items:
+            assert it["key"] in data, f"{what} has no key {it['key']!r}: the pod would not start"
+            (d / it["path"]).write_text(data[it["key"]])
 
     def _map_path(self, workload: dict, container: dict, path: str,
                   writable: bool) -> pathlib.Path:
@@ -452,6 +482,16 @@ class FakeCluster:
         for e in container.get("env", []):
             if "value" in e:
                 env[e["name"]] = e["value"]
+            elif "secretKeyRef" in e.get("valueFrom", {}):
+                ref = e["valueFrom"]["secretKeyRef"]
+                # The kubelet refuses to start the container
+                # (CreateContainerConfigError) when either is missing.
+                assert ref["name"] in self.secrets, f"{e['name']}: Secret {ref['name']} does not exist"
+                assert ref["key"] in self.secrets[ref["name"]], \
+                    f"{e['name']}: Secret {ref['name']} has no key {ref['key']!r}"
+                env[e["name"]] = self.secrets[ref["name"]][ref["key"]]
+            else:
+                raise AssertionError(f"unsupported env entry {e}")
         log = self.root / f"{pod}-{container['name']}.log"
         preexec: Callable[[], None] | None = None
         if run_as_nobody and os.geteuid() == 0:
@@ -487,6 +527,13 @@ class FakeCluster:
                 if writable:
                     local.mkdir(parents=True, exist_ok=True)
                 return flag + str(local)
+        for flag in ("--es-ca-file=", "--es-api-key-file=", "--es-password-file="):
+            if a.startswith(flag):
+                local = self._map_path(workload, container, a[len(flag):], writable=False)
+                assert local.is_file(), f"{a}: no such file in the container"
+                return flag + str(local)
+        if a.startswith("--es-urls=") and self.es_url:
+            return "--es-urls=" + self.es_url
         for flag in ("--collector=", "--sampling-collector="):
             if a.startswith(flag):
                 targets = []
@@ -495,6 +542,19 @@ class FakeCluster:
                     targets.append(f"127.0.0.1:{self.resolve_service(host, int(port))}")
                 return flag + ",".join(targets)
         return a
+
+    def run_job(self, workload: dict, container: dict | None = None,
+                timeout: float = 60) -> tuple[int, str]:
+        """Runs a Job's or CronJob's container to its end: (exit code, output)."""
+        if container is None:
+            [container] = pod_spec(workload)["containers"]
+        rc = self.start(workload, container)
+        try:
+            rc.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            rc.stop()
+            raise AssertionError(f"{rc.name} did not finish in {timeout:.0f}s\n{rc.log_tail()}")
+        return rc.proc.returncode, rc.log.read_text(errors="replace")
 
     def stop_all(self) -> None:
         for rc in reversed(self.running):
