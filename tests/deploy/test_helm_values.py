@@ -42,7 +42,7 @@ GOOD = [
 # (values, a fragment the error must name)
 BAD = [
     ({"mode": "cluster"}, "/mode"),
-    ({"storage": {"type": "elasticsearch"}}, "/storage/type"),
+    ({"storage": {"type": "mongo"}}, "/storage/type"),
     ({"collector": {"autoscaling": {"enabled": True}}}, "/collector/autoscaling/enabled"),
     ({"mode": "distributed", "collector": {"replicas": 3}}, "/collector/replicas"),
     ({"storage": {"embedded": {"retention": "7 days"}}}, "/storage/embedded/retention"),
@@ -50,7 +50,7 @@ BAD = [
     ({"storage": {"embedded": {"fsync": "sometimes"}}}, "/storage/embedded/fsync"),
     ({"storage": {"embedded": {"zstdLevel": 22}}}, "/storage/embedded/zstdLevel"),
     ({"storage": {"embedded": {"persistence": {"size": "10 GB"}}}}, "/storage/embedded/persistence/size"),
-    ({"storage": {"elasticsearch": {"urls": ["http://es:9200"]}}}, "elasticsearch"),
+    ({"storage": {"type": "elasticsearch"}}, "/storage/elasticsearch/urls"),
     ({"ports": {"admin": 70000}}, "/ports/admin"),
     ({"ports": {"admin": "14269"}}, "/ports/admin"),
     ({"limits": {"maxRequestBytes": 0}}, "/limits/maxRequestBytes"),
@@ -138,7 +138,7 @@ def chart_without_schema(tmp_path_factory):
      "autoscaling needs a shared storage backend"),
     ({"mode": "distributed", "collector": {"replicas": 2}},
      "the collector runs exactly 1 replica"),
-    ({"storage": {"type": "elasticsearch"}}, 'storage.type "elasticsearch" is not supported'),
+    ({"storage": {"type": "cassandra"}}, 'storage.type must be embedded or elasticsearch, not "cassandra"'),
     ({"mode": "Distributed"}, 'mode must be allInOne or distributed, not "Distributed"'),
     ({"ports": {"admin": 4317}}, "are both 4317; every Waymark port must differ"),
     ({"mode": "distributed", "ports": {"queryAdmin": 14269}}, "are both 14269"),

@@ -62,6 +62,20 @@ app.kubernetes.io/part-of: waymark
 {{- if eq .Values.mode "allInOne" -}}all-in-one{{- else -}}collector{{- end -}}
 {{- end -}}
 
+{{/* "true" when the storage backend is Elasticsearch/OpenSearch, else empty. */}}
+{{- define "waymark.es" -}}
+{{- if eq (toString .Values.storage.type) "elasticsearch" -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The component label of the pods behind the query Service: the store's pod,
+except in distributed mode with Elasticsearch, where the query runs as a
+Deployment of its own.
+*/}}
+{{- define "waymark.queryComponent" -}}
+{{- if and (eq .Values.mode "distributed") (include "waymark.es" .) -}}query{{- else -}}{{ include "waymark.storeComponent" . }}{{- end -}}
+{{- end -}}
+
 {{/*
 Checks the schema cannot express, and a second line of defence for the
 ones it does (an install with --skip-schema-validation still meets these).
@@ -72,13 +86,18 @@ ones it does (an install with --skip-schema-validation still meets these).
 {{- end -}}
 {{- if eq .Values.storage.type "embedded" -}}
 {{- if .Values.collector.autoscaling.enabled -}}
-{{- fail "collector.autoscaling.enabled: the embedded store has a single writer on one volume, so the collector cannot be scaled out; autoscaling needs a shared storage backend (storage.type), which Waymark does not have yet" -}}
+{{- fail "collector.autoscaling.enabled: the embedded store has a single writer on one volume, so the collector cannot be scaled out; autoscaling needs a shared storage backend (storage.type elasticsearch)" -}}
 {{- end -}}
 {{- if ne (int .Values.collector.replicas) 1 -}}
 {{- fail (printf "collector.replicas: the embedded store has a single writer on one volume, so the collector runs exactly 1 replica (got %v)" .Values.collector.replicas) -}}
 {{- end -}}
+{{- else if eq (toString .Values.storage.type) "elasticsearch" -}}
+{{- include "waymark.validateElasticsearch" . -}}
 {{- else -}}
-{{- fail (printf "storage.type %q is not supported by this chart (only embedded)" (toString .Values.storage.type)) -}}
+{{- fail (printf "storage.type must be embedded or elasticsearch, not %q" (toString .Values.storage.type)) -}}
+{{- end -}}
+{{- if and (or .Values.esIndexCleaner.enabled .Values.esRollover.enabled) (not (include "waymark.es" .)) -}}
+{{- fail "esIndexCleaner / esRollover: the index jobs are for storage.type elasticsearch" -}}
 {{- end -}}
 {{- if and .Values.sampling.existingConfigMap .Values.sampling.strategies -}}
 {{- fail "sampling: set either strategies or existingConfigMap, not both" -}}
@@ -100,6 +119,46 @@ ones it does (an install with --skip-schema-validation still meets these).
 {{- fail (printf "ports.%s and ports.%s are both %s; every Waymark port must differ" (get $seen $p) $key $p) -}}
 {{- end -}}
 {{- $_ := set $seen $p $key -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Elasticsearch values the schema cannot judge, checked again for installs
+that skip the schema.
+*/}}
+{{- define "waymark.validateElasticsearch" -}}
+{{- $es := .Values.storage.elasticsearch -}}
+{{- if not $es.urls -}}
+{{- fail "storage.elasticsearch.urls: give the URLs of the Elasticsearch/OpenSearch cluster, e.g. [https://elasticsearch-master.elastic.svc:9200]" -}}
+{{- end -}}
+{{- range $es.urls -}}
+{{- if not (regexMatch "^https?://[^\\s,]+$" (toString .)) -}}
+{{- fail (printf "storage.elasticsearch.urls: %q is not an http:// or https:// URL" (toString .)) -}}
+{{- end -}}
+{{- end -}}
+{{- range $ref := list "passwordSecret" "apiKeySecret" "caConfigMap" -}}
+{{- $v := get $es $ref | default dict -}}
+{{- if and $v (or (not $v.name) (not $v.key)) -}}
+{{- fail (printf "storage.elasticsearch.%s needs both name and key (got name %q, key %q)" $ref (toString $v.name) (toString $v.key)) -}}
+{{- end -}}
+{{- end -}}
+{{- if and $es.passwordSecret $es.apiKeySecret -}}
+{{- fail "storage.elasticsearch: give passwordSecret (with username) or apiKeySecret, not both; Waymark refuses two kinds of credentials" -}}
+{{- end -}}
+{{- if and $es.passwordSecret (not $es.username) -}}
+{{- fail "storage.elasticsearch.passwordSecret needs storage.elasticsearch.username: Waymark refuses a password without a username" -}}
+{{- end -}}
+{{- if .Values.sampling.adaptive.enabled -}}
+{{- fail "sampling.adaptive.enabled: adaptive sampling keeps its state in the embedded store and is not available with storage.type elasticsearch (Waymark refuses it at start-up); use sampling.strategies instead" -}}
+{{- end -}}
+{{- if and .Values.esRollover.enabled (not $es.useAliases) -}}
+{{- fail "esRollover.enabled needs storage.elasticsearch.useAliases: true (rollover moves the -write and -read aliases)" -}}
+{{- end -}}
+{{- if and .Values.esIndexCleaner.enabled $es.useAliases -}}
+{{- fail "esIndexCleaner deletes dated indices, and with storage.elasticsearch.useAliases the indices are numbered (rollover): use esRollover.lookback and your cluster's index lifecycle policies instead" -}}
+{{- end -}}
+{{- if and (eq .Values.mode "allInOne") .Values.collector.autoscaling.enabled -}}
+{{- fail "collector.autoscaling.enabled applies to mode distributed; allInOne runs one pod" -}}
 {{- end -}}
 {{- end -}}
 
@@ -179,8 +238,50 @@ time.
 - {{ printf "--adaptive-max-increase=%v" $a.maxIncrease | quote }}
 {{- end -}}
 
-{{/* The embedded store's writer. */}}
+{{/*
+Elasticsearch/OpenSearch: the connection and index flags, the same for
+the collector, the query, all-in-one and the index jobs. The password comes
+from the environment (WAYMARK_ES_PASSWORD, a secretKeyRef), the API key and
+the CA from files mounted under /etc/waymark.
+*/}}
+{{- define "waymark.args.es" -}}
+{{- $es := .Values.storage.elasticsearch -}}
+- "--storage-backend=elasticsearch"
+- {{ printf "--es-urls=%s" (join "," $es.urls) | quote }}
+{{- if $es.username }}
+- {{ printf "--es-username=%s" $es.username | quote }}
+{{- end }}
+{{- with $es.apiKeySecret }}
+- {{ printf "--es-api-key-file=%s/%s" (include "waymark.esApiKeyDir" $) .key | quote }}
+{{- end }}
+{{- with $es.caConfigMap }}
+- {{ printf "--es-ca-file=%s/%s" (include "waymark.esCaDir" $) .key | quote }}
+{{- end }}
+- {{ printf "--es-tls-skip-verify=%t" $es.tlsSkipVerify | quote }}
+{{- if $es.indexPrefix }}
+- {{ printf "--es-index-prefix=%s" $es.indexPrefix | quote }}
+{{- end }}
+- {{ printf "--es-index-date-separator=%s" $es.indexDateSeparator | quote }}
+- {{ printf "--es-span-rollover=%s" $es.spanRollover | quote }}
+- {{ printf "--es-service-rollover=%s" $es.serviceRollover | quote }}
+- {{ printf "--es-use-aliases=%t" $es.useAliases | quote }}
+- {{ printf "--es-tags-as-fields-all=%t" $es.tagsAsFieldsAll | quote }}
+- {{ printf "--es-create-index-templates=%t" $es.createIndexTemplates | quote }}
+- {{ printf "--es-shards=%d" (int64 $es.shards) | quote }}
+- {{ printf "--es-replicas=%d" (int64 $es.replicas) | quote }}
+- {{ printf "--es-max-span-age=%s" $es.maxSpanAge | quote }}
+- {{ printf "--es-timeout=%s" $es.timeout | quote }}
+- {{ printf "--es-gzip=%t" $es.gzip | quote }}
+{{- end -}}
+
+{{- define "waymark.esApiKeyDir" -}}/etc/waymark/es-api-key{{- end -}}
+{{- define "waymark.esCaDir" -}}/etc/waymark/es-ca{{- end -}}
+
+{{/* The store's writer: the embedded store's flags, or Elasticsearch's. */}}
 {{- define "waymark.args.storage" -}}
+{{- if include "waymark.es" . -}}
+{{ include "waymark.args.es" . }}
+{{- else -}}
 - "--data-dir=/var/lib/waymark"
 - {{ printf "--fsync=%s" .Values.storage.embedded.fsync | quote }}
 - {{ printf "--retention=%s" .Values.storage.embedded.retention | quote }}
@@ -188,6 +289,7 @@ time.
 - {{ printf "--head-max-spans=%d" (int64 .Values.storage.embedded.headMaxSpans) | quote }}
 - {{ printf "--head-max-bytes=%d" (int64 .Values.storage.embedded.headMaxBytes) | quote }}
 - {{ printf "--zstd-level=%d" (int64 .Values.storage.embedded.zstdLevel) | quote }}
+{{- end -}}
 {{- end -}}
 
 {{- define "waymark.args.tail" -}}
@@ -219,12 +321,16 @@ time.
 {{ include "waymark.args.tail" . }}
 {{- end -}}
 
-{{/* The query container: read-only over the collector's data directory. */}}
+{{/* The query process: read-only over the collector's data directory, or over Elasticsearch. */}}
 {{- define "waymark.args.query" -}}
 - "query"
 - {{ printf "--admin-listen=0.0.0.0:%d" (int .Values.ports.queryAdmin) | quote }}
 {{ include "waymark.args.queryListeners" . }}
+{{- if include "waymark.es" . }}
+{{ include "waymark.args.es" . }}
+{{- else }}
 - "--data-dir=/var/lib/waymark"
+{{- end }}
 - {{ printf "--max-clock-skew-adjustment=%s" .Values.query.maxClockSkewAdjustment | quote }}
 {{ include "waymark.args.tail" . }}
 {{- end -}}
@@ -235,7 +341,7 @@ refuse it at start-up and the pod would crash-loop): extraArgs may only add
 flags the chart does not set from values. Call with (dict "ctx" $ "args" "waymark.args.collector").
 */}}
 {{- define "waymark.args.checked" -}}
-{{- $text := include .args .ctx -}}
+{{- $text := include .args (default .ctx .argsCtx) -}}
 {{- $seen := dict -}}
 {{- range fromYamlArray $text -}}
 {{- if hasPrefix "--" . -}}
@@ -246,7 +352,16 @@ flags the chart does not set from values. Call with (dict "ctx" $ "args" "waymar
 {{- $_ := set $seen $flag true -}}
 {{- end -}}
 {{- end -}}
-{{- $text -}}
+{{- trim $text -}}
+{{- end -}}
+
+{{/* The index jobs. Call with (dict "ctx" $ "args" (list "es-cleaner" "7")). */}}
+{{- define "waymark.args.esJob" -}}
+{{- range .args }}
+- {{ . | quote }}
+{{- end }}
+{{ include "waymark.args.es" .ctx }}
+{{ include "waymark.args.tail" .ctx }}
 {{- end -}}
 
 {{- define "waymark.agentCollectors" -}}
@@ -346,12 +461,64 @@ readinessProbe:
   timeoutSeconds: {{ int $p.readiness.timeoutSeconds }}
 {{- end -}}
 
-{{/* Environment of every Waymark container. */}}
+{{/*
+Environment of the Waymark containers: the Elasticsearch password (from its
+Secret) for those that use the store, then extraEnv. The agents get
+extraEnv only: call with (dict "Values" .Values "agent" true).
+*/}}
 {{- define "waymark.env" -}}
-{{- with .Values.extraEnv }}
+{{- $env := list -}}
+{{- if and (not .agent) (eq (toString .Values.storage.type) "elasticsearch") -}}
+{{- with .Values.storage.elasticsearch.passwordSecret -}}
+{{- $env = append $env (dict "name" "WAYMARK_ES_PASSWORD" "valueFrom" (dict "secretKeyRef" (dict "name" .name "key" .key))) -}}
+{{- end -}}
+{{- end -}}
+{{- $env = concat $env .Values.extraEnv -}}
+{{- with $env }}
 env:
   {{- toYaml . | nindent 2 }}
 {{- end }}
+{{- end -}}
+
+{{/*
+Volumes and mounts of the Elasticsearch credentials and CA: the API key
+from a Secret, the CA from a ConfigMap, each one key as one file. Nothing
+when the backend is embedded or neither is set.
+*/}}
+{{- define "waymark.esVolumes" -}}
+{{- if include "waymark.es" . -}}
+{{- with .Values.storage.elasticsearch.apiKeySecret }}
+- name: es-api-key
+  secret:
+    secretName: {{ .name | quote }}
+    items:
+      - key: {{ .key | quote }}
+        path: {{ .key | quote }}
+{{- end }}
+{{- with .Values.storage.elasticsearch.caConfigMap }}
+- name: es-ca
+  configMap:
+    name: {{ .name | quote }}
+    items:
+      - key: {{ .key | quote }}
+        path: {{ .key | quote }}
+{{- end }}
+{{- end -}}
+{{- end -}}
+
+{{- define "waymark.esMounts" -}}
+{{- if include "waymark.es" . -}}
+{{- if .Values.storage.elasticsearch.apiKeySecret }}
+- name: es-api-key
+  mountPath: {{ include "waymark.esApiKeyDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.storage.elasticsearch.caConfigMap }}
+- name: es-ca
+  mountPath: {{ include "waymark.esCaDir" . }}
+  readOnly: true
+{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{/* Pod-level settings shared by the workloads. Call with (dict "ctx" $ "pod" .Values.allInOne). */}}
@@ -413,7 +580,7 @@ annotations:
 {{/* The store's PersistentVolumeClaim template. */}}
 {{- define "waymark.volumeClaimTemplates" -}}
 {{- $p := .Values.storage.embedded.persistence -}}
-{{- if $p.enabled }}
+{{- if and $p.enabled (not (include "waymark.es" .)) }}
 volumeClaimTemplates:
   - metadata:
       name: data
@@ -435,13 +602,17 @@ volumeClaimTemplates:
 {{- end }}
 {{- end -}}
 
-{{/* Pod volumes of the store's pod (the PVC comes from volumeClaimTemplates). */}}
+{{/*
+Pod volumes of the store's pod (the PVC comes from volumeClaimTemplates),
+and of the pods that use Elasticsearch (no data volume: nothing is
+written locally).
+*/}}
 {{- define "waymark.storeVolumes" -}}
 {{- $v := "" -}}
-{{- if not .Values.storage.embedded.persistence.enabled -}}
+{{- if and (not (include "waymark.es" .)) (not .Values.storage.embedded.persistence.enabled) -}}
 {{- $v = "- name: data\n  emptyDir: {}" -}}
 {{- end -}}
-{{- $v = printf "%s%s" $v (include "waymark.samplingVolume" .) -}}
+{{- $v = printf "%s%s\n%s" $v (include "waymark.samplingVolume" .) (include "waymark.esVolumes" .) -}}
 {{- if trim $v }}
 volumes:
   {{- trim $v | nindent 2 }}
@@ -484,4 +655,42 @@ volumes:
   port: {{ int .Values.ports.jaegerHttp }}
   targetPort: jaeger-http
   protocol: TCP
+{{- end -}}
+
+{{/*
+The pod spec of an index job. Call with (dict "ctx" $ "name" "es-rollover"
+"args" (list "es-rollover" "init") "resources" ... "serviceAccount" true).
+*/}}
+{{- define "waymark.jobPodSpec" -}}
+{{- $ctx := .ctx -}}
+{{- if .serviceAccount -}}
+serviceAccountName: {{ include "waymark.serviceAccountName" $ctx }}
+{{ end -}}
+automountServiceAccountToken: false
+restartPolicy: OnFailure
+{{- with $ctx.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml $ctx.Values.podSecurityContext | nindent 2 }}
+containers:
+  - name: {{ .name }}
+    image: {{ include "waymark.image" $ctx | quote }}
+    imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
+    args:
+      {{- include "waymark.args.checked" (dict "ctx" $ctx "args" "waymark.args.esJob" "argsCtx" (dict "ctx" $ctx "args" .args)) | nindent 6 }}
+    {{- with include "waymark.env" $ctx }}{{ . | trim | nindent 4 }}{{ end }}
+    resources:
+      {{- toYaml .resources | nindent 6 }}
+    securityContext:
+      {{- toYaml $ctx.Values.securityContext | nindent 6 }}
+    {{- with include "waymark.esMounts" $ctx | trim }}
+    volumeMounts:
+      {{- . | nindent 6 }}
+    {{- end }}
+{{- with include "waymark.esVolumes" $ctx | trim }}
+volumes:
+  {{- . | nindent 2 }}
+{{- end }}
 {{- end -}}

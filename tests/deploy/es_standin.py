@@ -1,0 +1,235 @@
+"""A stand-in Elasticsearch cluster for the deployment tests: a small HTTP
+(or HTTPS) server answering the requests Waymark's Elasticsearch backend,
+`waymark es-cleaner` and `waymark es-rollover` make, as Elasticsearch 8's
+REST API documents them. It keeps indices with their aliases and creation
+times, so the index jobs can be run against it and their effect checked.
+
+Endpoints: GET / (version), PUT /_index_template/<name>, PUT /<index>,
+POST /_bulk, POST /<indices>/_search (the services aggregation),
+GET /_cat/indices/<pattern>, DELETE /<index>[,<index>...],
+HEAD and GET /_alias/<alias>[,<alias>...], POST /<alias>/_rollover,
+POST /_aliases, GET /<index>/_settings/index.creation_date.
+"""
+
+from __future__ import annotations
+
+import base64
+import fnmatch
+import json
+import pathlib
+import re
+import ssl
+import subprocess
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import unquote, urlsplit
+
+
+class StandInCluster:
+    def __init__(self, port: int, *, username: str | None = None, password: str | None = None,
+                 api_key: str | None = None, tls: tuple[pathlib.Path, pathlib.Path] | None = None):
+        self.port = port
+        self.scheme = "https" if tls else "http"
+        self.lock = threading.Lock()
+        # index -> {"aliases": {alias: {"is_write_index": bool}}, "created": ms, "docs": n}
+        self.indices: dict[str, dict] = {}
+        self.templates: dict[str, dict] = {}
+        self.docs: list[tuple[str, dict]] = []
+        self.requests: list[tuple[str, str]] = []
+        self.rollover_conditions_met = True
+        accepted = set()
+        if username is not None:
+            accepted.add("Basic " + base64.b64encode(f"{username}:{password or ''}".encode()).decode())
+        if api_key is not None:
+            accepted.add("ApiKey " + api_key)
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def _body(self) -> bytes:
+                n = int(self.headers.get("Content-Length") or 0)
+                return self.rfile.read(n) if n else b""
+
+            def _send(self, status: int, obj=None, head: bool = False) -> None:
+                data = b"" if obj is None else json.dumps(obj).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(data)
+
+            def _handle(self, method: str) -> None:
+                body = self._body() if method in ("PUT", "POST", "DELETE") else b""
+                url = urlsplit(self.path)
+                path = unquote(url.path)
+                with outer.lock:
+                    outer.requests.append((method, self.path))
+                if accepted and self.headers.get("Authorization") not in accepted:
+                    return self._send(401, {"error": {"type": "security_exception",
+                                                      "reason": "unable to authenticate user"},
+                                            "status": 401}, head=method == "HEAD")
+                with outer.lock:
+                    status, obj = outer.answer(method, path, body)
+                self._send(status, obj, head=method == "HEAD")
+
+            def do_GET(self):
+                self._handle("GET")
+
+            def do_HEAD(self):
+                self._handle("HEAD")
+
+            def do_PUT(self):
+                self._handle("PUT")
+
+            def do_POST(self):
+                self._handle("POST")
+
+            def do_DELETE(self):
+                self._handle("DELETE")
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        if tls:
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ----------------------------------------------------------------------
+
+    def add_index(self, name: str, *, created_ms: int | None = None, aliases: dict | None = None,
+                  docs: int = 0) -> None:
+        with self.lock:
+            self.indices[name] = {"aliases": aliases or {},
+                                  "created": created_ms if created_ms is not None else int(time.time() * 1000),
+                                  "docs": docs}
+
+    def holders(self, alias: str) -> list[str]:
+        return sorted(i for i, v in self.indices.items() if alias in v["aliases"])
+
+    def answer(self, method: str, path: str, body: bytes):
+        not_found = (404, {"error": {"type": "index_not_found_exception", "reason": path}, "status": 404})
+        parts = [p for p in path.split("/") if p]
+        if method == "GET" and not parts:
+            return 200, {"name": "stand-in", "version": {"number": "8.15.2"},
+                         "tagline": "You Know, for Search"}
+        if method == "PUT" and len(parts) == 2 and parts[0] in ("_index_template", "_template"):
+            self.templates[parts[1]] = json.loads(body or b"{}")
+            return 200, {"acknowledged": True}
+        if method == "PUT" and len(parts) == 1:
+            if parts[0] in self.indices:
+                return 400, {"error": {"type": "resource_already_exists_exception", "reason": parts[0]}}
+            spec = json.loads(body or b"{}")
+            self.indices[parts[0]] = {"aliases": spec.get("aliases", {}),
+                                      "created": int(time.time() * 1000), "docs": 0}
+            return 200, {"acknowledged": True, "index": parts[0]}
+        if method == "POST" and parts and parts[0] == "_bulk":
+            lines = [json.loads(x) for x in body.decode().splitlines() if x.strip()]
+            items = []
+            for action, doc in zip(lines[::2], lines[1::2]):
+                meta = action.get("index") or action.get("create")
+                index = meta["_index"]
+                writers = [i for i in self.holders(index)] if index not in self.indices else [index]
+                target = writers[-1] if writers else index
+                self.indices.setdefault(target, {"aliases": {}, "created": int(time.time() * 1000), "docs": 0})
+                self.indices[target]["docs"] += 1
+                self.docs.append((target, doc))
+                items.append({"index": {"_index": target, "_id": meta.get("_id"), "status": 201}})
+            return 200, {"took": 1, "errors": False, "items": items}
+        if parts and parts[-1] == "_search":
+            q = json.loads(body or b"{}")
+            if "services" in q.get("aggs", {}):
+                names = sorted({d.get("serviceName") for i, d in self.docs if "-service-" in i})
+                return 200, {"hits": {"hits": []}, "aggregations": {"services": {
+                    "buckets": [{"key": n, "doc_count": 1} for n in names if n]}}}
+            return 200, {"hits": {"total": {"value": 0}, "hits": []}}
+        if method == "GET" and parts[:2] == ["_cat", "indices"]:
+            pattern = parts[2] if len(parts) > 2 else "*"
+            return 200, [{"index": i, "docs.count": str(v["docs"])} for i, v in sorted(self.indices.items())
+                         if any(fnmatch.fnmatchcase(i, p) for p in pattern.split(","))]
+        if method == "DELETE" and len(parts) == 1:
+            names = parts[0].split(",")
+            if any(n not in self.indices for n in names):
+                return not_found
+            for n in names:
+                del self.indices[n]
+            return 200, {"acknowledged": True}
+        if parts and parts[0] == "_alias" and method in ("HEAD", "GET"):
+            aliases = parts[1].split(",") if len(parts) > 1 else []
+            out = {}
+            for alias in aliases:
+                for i in self.holders(alias):
+                    out.setdefault(i, {"aliases": {}})["aliases"][alias] = self.indices[i]["aliases"][alias]
+            if not out:
+                return 404, {"error": f"alias [{','.join(aliases)}] missing", "status": 404}
+            return 200, (None if method == "HEAD" else out)
+        if method == "POST" and len(parts) == 2 and parts[1] == "_rollover":
+            alias = parts[0]
+            writers = [i for i in self.holders(alias)
+                       if self.indices[i]["aliases"][alias].get("is_write_index", True)]
+            if not writers:
+                return 400, {"error": {"type": "illegal_argument_exception",
+                                       "reason": f"rollover target [{alias}] does not exist"}}
+            old = writers[-1]
+            if not self.rollover_conditions_met:
+                return 200, {"rolled_over": False, "old_index": old, "new_index": old, "dry_run": False}
+            m = re.match(r"^(.*-)(\d{6})$", old)
+            assert m, f"rollover of an index not numbered: {old}"
+            new = f"{m.group(1)}{int(m.group(2)) + 1:06d}"
+            self.indices[old]["aliases"][alias] = {"is_write_index": False}
+            self.indices[new] = {"aliases": {alias: {"is_write_index": True}},
+                                 "created": int(time.time() * 1000), "docs": 0}
+            return 200, {"rolled_over": True, "old_index": old, "new_index": new, "dry_run": False}
+        if method == "POST" and parts == ["_aliases"]:
+            for action in json.loads(body)["actions"]:
+                (op, spec), = action.items()
+                if spec["index"] not in self.indices:
+                    return not_found
+                if op == "add":
+                    self.indices[spec["index"]]["aliases"][spec["alias"]] = {}
+                elif op == "remove":
+                    self.indices[spec["index"]]["aliases"].pop(spec["alias"], None)
+            return 200, {"acknowledged": True}
+        if method == "GET" and len(parts) == 3 and parts[1] == "_settings":
+            if parts[0] not in self.indices:
+                return not_found
+            return 200, {parts[0]: {"settings": {"index": {
+                "creation_date": str(self.indices[parts[0]]["created"])}}}}
+        return 404, {"error": {"type": "not_found", "reason": f"{method} {path}"}, "status": 404}
+
+
+def make_ca_and_server_cert(d: pathlib.Path, name: str = "ca") -> tuple[pathlib.Path, pathlib.Path, pathlib.Path]:
+    """A CA and a server certificate it signs for 127.0.0.1 and localhost,
+    made with the openssl command: (ca.crt, server.crt, server.key)."""
+    d.mkdir(parents=True, exist_ok=True)
+    ca_key, ca_crt = d / f"{name}.key", d / f"{name}.crt"
+    key, csr, crt = d / f"{name}-server.key", d / f"{name}-server.csr", d / f"{name}-server.crt"
+    ext = d / f"{name}-ext.cnf"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                   "extendedKeyUsage=serverAuth\nsubjectAltName=IP:127.0.0.1,DNS:localhost\n")
+
+    def run(*args: str) -> None:
+        out = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, f"openssl {' '.join(args)}:\n{out.stderr}"
+
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(ca_key), "-out", str(ca_crt),
+        "-days", "2", "-subj", f"/CN=Waymark test {name}",
+        "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+        "-subj", "/CN=127.0.0.1")
+    run("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
+        "-out", str(crt), "-days", "2", "-extfile", str(ext))
+    return ca_crt, crt, key
