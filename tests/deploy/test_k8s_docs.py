@@ -97,3 +97,39 @@ def test_guide_names_real_metrics():
     for n in sorted(names):
         base = n[: -len("_total")] if n.endswith("_total") else n
         assert base in registered, f"{n} is not a metric the binary registers"
+
+
+def test_guide_elasticsearch_install_matches_the_chart():
+    """The guide's Elasticsearch section: its values file renders, the
+    Secret and ConfigMap it creates are the ones the values refer to (same
+    names and keys), and the objects it waits for and names exist."""
+    section = GUIDE.split("## Elasticsearch\n", 1)[1].split("\n## ", 1)[0]
+    values = yaml.safe_load(re.search(r"```yaml\n(.*?)```", section, re.S).group(1))
+    r = ds.render(values)
+    es = values["storage"]["elasticsearch"]
+    secret = re.search(r"create secret generic (\S+) --from-file=([^=]+)=", section)
+    assert (secret.group(1), secret.group(2)) == (es["passwordSecret"]["name"], es["passwordSecret"]["key"])
+    cm = re.search(r"create configmap (\S+) --from-file=([^=]+)=", section)
+    assert (cm.group(1), cm.group(2)) == (es["caConfigMap"]["name"], es["caConfigMap"]["key"])
+    for kind, name in re.findall(r"rollout status (deployment)/(\S+)", section):
+        r.get("Deployment", name)
+    r.get("CronJob", "waymark-es-index-cleaner")
+    assert "waymark-es-index-cleaner" in section
+    [c] = ds.pod_spec(r.get("Deployment", "waymark-collector"))["containers"]
+    ca_flag = ds.flag_values(c["args"])["es-ca-file"]
+    assert f"`{ca_flag}`" in section
+    assert "--namespace tracing" in section and "-f es-values.yaml" in section
+
+
+def test_guide_elasticsearch_troubleshooting_quotes_the_binary():
+    """The log lines the troubleshooting entries tell users to look for
+    are the ones the binary writes."""
+    sources = "\n".join(p.read_text() for p in (ds.REPO_ROOT / "crates").rglob("*.rs"))
+    for phrase in ("elasticsearch not available yet", "check the credentials"):
+        assert phrase in sources, phrase
+    assert "elasticsearch not available yet" in GUIDE and "credentials" in GUIDE
+    assert "CreateContainerConfigError" in GUIDE and "kubectl --namespace tracing describe pod" in GUIDE
+    assert "job/waymark-es-rollover-init" in GUIDE
+    r = ds.render({"storage": {"type": "elasticsearch",
+                               "elasticsearch": {"urls": ["http://es:9200"], "useAliases": True}}})
+    r.get("Job", "waymark-es-rollover-init")
