@@ -623,11 +623,6 @@ def test_rollover_jobs_against_the_cluster(cluster, standins, pki):
     _assert_root_fs_untouched(fc)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "es-rollover lookback skips every index that still holds the write alias, and Elasticsearch "
-    "leaves the alias on a rolled-over index (is_write_index: false) when init set "
-    "is_write_index: true; so a rolled-over index never leaves the read alias "
-    "(crates/elasticsearch/src/rollover.rs, lookback)"))
 def test_lookback_removes_a_rolled_over_index(cluster, standins):
     values = {"storage": es(useAliases=True), "esRollover": {"enabled": True, "lookback": "7d"}}
     r = ds.render(values)

@@ -135,7 +135,14 @@ pub async fn lookback(
         let mut remove = Vec::new();
         for (index, v) in map {
             let holds_read = v["aliases"].get(&read).is_some();
-            let is_write = v["aliases"].get(&write).is_some();
+            // After a rollover the old index keeps the write alias with
+            // `is_write_index: false`; only the current one has it true (or
+            // unset, when it is the alias's only index).
+            let is_write = v["aliases"].get(&write).is_some_and(|a| {
+                a.get("is_write_index")
+                    .and_then(Value::as_bool)
+                    .unwrap_or(true)
+            });
             if !holds_read || is_write {
                 continue;
             }

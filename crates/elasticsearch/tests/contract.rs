@@ -644,7 +644,8 @@ async fn rollover_init_rollover_and_lookback() {
         (s.method == "GET" && s.path.starts_with("/_alias/")).then(|| {
             if s.path.contains("span") {
                 (200, json!({
-                    "prod-jaeger-span-000001": {"aliases": {"prod-jaeger-span-read": {}}},
+                    // Rolled over: the write alias stays, no longer the write index.
+                    "prod-jaeger-span-000001": {"aliases": {"prod-jaeger-span-read": {}, "prod-jaeger-span-write": {"is_write_index": false}}},
                     "prod-jaeger-span-000002": {"aliases": {"prod-jaeger-span-read": {}, "prod-jaeger-span-write": {"is_write_index": true}}},
                 }))
             } else {
