@@ -29,6 +29,10 @@ pub struct ForwarderConfig {
     pub max_backoff: Duration,
     /// Timeout of one export call.
     pub timeout: Duration,
+    /// Move to the next collector address this often, so agents spread
+    /// over collectors (a headless Service's pod addresses, say) and follow
+    /// them when they are scaled; a connection is otherwise kept.
+    pub rebalance_every: Duration,
 }
 
 impl Default for ForwarderConfig {
@@ -39,6 +43,7 @@ impl Default for ForwarderConfig {
             gzip: false,
             max_backoff: Duration::from_secs(5),
             timeout: Duration::from_secs(10),
+            rebalance_every: Duration::from_secs(300),
         }
     }
 }
@@ -102,7 +107,13 @@ impl Forwarder {
     pub async fn run(self, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
         let mut client: Option<TraceServiceClient<Channel>> = None;
-        let mut turn = 0usize;
+        // Agents start at different addresses of the collector list.
+        let mut turn = std::process::id() as usize
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.subsec_nanos() as usize)
+                .unwrap_or(0);
+        let mut connected_at = std::time::Instant::now();
         let mut backoff = Duration::from_millis(100);
         loop {
             let batch = tokio::select! {
@@ -124,8 +135,13 @@ impl Forwarder {
             let request = to_request(&spans);
             // Retry this batch until a collector takes it (or we stop).
             loop {
+                if client.is_some() && connected_at.elapsed() >= self.cfg.rebalance_every {
+                    client = None;
+                    turn = turn.wrapping_add(1);
+                }
                 if client.is_none() {
                     client = self.connect(turn).await;
+                    connected_at = std::time::Instant::now();
                 }
                 let result = match client.as_mut() {
                     Some(c) => c.export(request.clone()).await.map(|r| r.into_inner()),
