@@ -325,6 +325,35 @@ def waymark_bin() -> pathlib.Path:
     return pathlib.Path(os.environ.get("WAYMARK_BIN") or REPO_ROOT / "target" / "debug" / "waymark")
 
 
+def check_collector_headless_service(r: Rendered, values: dict, collector: dict) -> None:
+    """Distributed mode: a headless Service with the OTLP gRPC port only,
+    selecting the collector pods and nothing else, listing ready pods only;
+    the agents forward to its name. The ClusterIP collector Service stays
+    for clients."""
+    v = merged_values(values)
+    if v["mode"] != "distributed":
+        assert not r.all("Service", "waymark-collector-headless")
+        return
+    svc = r.get("Service", "waymark-collector-headless")
+    spec = svc["spec"]
+    assert spec["clusterIP"] == "None"
+    assert spec["publishNotReadyAddresses"] is False
+    # It selects exactly the collector pods: their selector labels, and no
+    # other workload of the release.
+    assert spec["selector"] == collector["spec"]["selector"]["matchLabels"]
+    assert [wl["metadata"]["name"] for wl in r.workloads()
+            if selects(spec["selector"], pod_labels(wl))] == [collector["metadata"]["name"]]
+    [port] = spec["ports"]
+    assert (port["name"], port["port"], port["protocol"]) == ("otlp-grpc", v["ports"]["otlpGrpc"], "TCP")
+    [writer] = [c for c in long_running_containers(collector) if c["args"][0] == "collector"]
+    assert container_port(writer, port["targetPort"])["containerPort"] == v["ports"]["otlpGrpc"]
+    assert "waymark-collector" in {s["metadata"]["name"] for s in r.all("Service")}
+    if r.all("DaemonSet", "waymark-agent") and not v["agent"]["collectors"]:
+        agent = pod_spec(r.get("DaemonSet", "waymark-agent"))["containers"][0]
+        assert flag_values(agent["args"])["collector"] == \
+            f"waymark-collector-headless.{NAMESPACE}.svc:{v['ports']['otlpGrpc']}"
+
+
 # --------------------------------------------------------------------------
 # Running a rendered container against the real binary
 # --------------------------------------------------------------------------
@@ -439,26 +468,44 @@ class FakeCluster:
 
     def resolve_service(self, host: str, port: int) -> int:
         """host:port of a Service (name, name.ns, name.ns.svc[.cluster.local])
-        -> the local port of the container that serves it."""
+        -> the local port of the container that serves it (the first one,
+        as a ClusterIP hands a connection to one pod)."""
+        return self.resolve_service_all(host, port)[0]
+
+    def service(self, host: str) -> dict:
         parts = host.split(".")
         name = parts[0]
         ns = parts[1] if len(parts) > 1 else None
         svcs = [d for d in self.docs if d["kind"] == "Service" and d["metadata"]["name"] == name
                 and (ns is None or d["metadata"].get("namespace", ns) == ns)]
         assert len(svcs) == 1, f"no Service for {host}"
-        svc = svcs[0]
+        return svcs[0]
+
+    def resolve_service_all(self, host: str, port: int) -> list[int]:
+        """host:port of a Service -> the local ports of every running
+        container behind it, in start order: what a headless Service's name
+        resolves to (one address per pod). A headless Service with
+        publishNotReadyAddresses false lists only ready pods: here, those
+        whose process is still running."""
+        svc = self.service(host)
+        name = svc["metadata"]["name"]
         sport = next((p for p in svc["spec"]["ports"] if p["port"] == port), None)
         assert sport is not None, f"Service {name} has no port {port}"
+        headless = svc["spec"].get("clusterIP") == "None"
+        found = []
         for rc in self.running:
             if not selects(svc["spec"]["selector"], pod_labels(rc.workload)):
+                continue
+            if headless and not svc["spec"].get("publishNotReadyAddresses") and not rc.alive():
                 continue
             try:
                 cp = container_port(rc.container, sport.get("targetPort", sport["port"]))
             except AssertionError:
                 continue
             assert cp.get("protocol", "TCP") == sport.get("protocol", "TCP")
-            return rc.ports[cp["containerPort"]]
-        raise AssertionError(f"Service {name}:{port} selects no running container with that port")
+            found.append(rc.ports[cp["containerPort"]])
+        assert found, f"Service {name}:{port} selects no running container with that port"
+        return found
 
     def start(self, workload: dict, container: dict, run_as_nobody: bool = False) -> RunningContainer:
         pod = workload["metadata"]["name"]
@@ -539,7 +586,13 @@ class FakeCluster:
                 targets = []
                 for hp in a[len(flag):].split(","):
                     host, port = hp.rsplit(":", 1)
-                    targets.append(f"127.0.0.1:{self.resolve_service(host, int(port))}")
+                    # A headless Service's name resolves to every pod; a
+                    # ClusterIP Service's to one address.
+                    if self.service(host)["spec"].get("clusterIP") == "None":
+                        local = self.resolve_service_all(host, int(port))
+                    else:
+                        local = [self.resolve_service(host, int(port))]
+                    targets += [f"127.0.0.1:{p}" for p in local]
                 return flag + ",".join(targets)
         return a
 

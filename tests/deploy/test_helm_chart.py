@@ -225,6 +225,12 @@ def test_services_cover_every_waymark_port(case):
         assert "admin" not in query, "one pod, one admin port: scraped once through the collector Service"
 
 
+def test_agents_forward_to_the_headless_collector_service(case):
+    name, values, r = case
+    coll = r.all("StatefulSet", "waymark-collector")
+    ds.check_collector_headless_service(r, values, coll[0] if coll else None)
+
+
 def test_pod_containers_never_share_a_port(case):
     name, values, r = case
     for wl in r.workloads():
@@ -266,7 +272,7 @@ def test_distributed_pod_layout(case):
             assert "sampling-collector" not in flags
         else:
             v = ds.merged_values(values)["ports"]
-            assert flags["collector"] == f"waymark-collector.tracing.svc:{v['otlpGrpc']}"
+            assert flags["collector"] == f"waymark-collector-headless.tracing.svc:{v['otlpGrpc']}"
             assert flags["sampling-collector"] == f"waymark-collector.tracing.svc:{v['jaegerGrpc']}"
         hostports = [p.get("hostPort") for p in agent["ports"] if p["name"] != "admin"]
         if values.get("agent", {}).get("hostPorts"):

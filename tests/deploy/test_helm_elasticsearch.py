@@ -190,6 +190,14 @@ def test_services_reach_the_right_pods(case):
         assert ds.selects(c["spec"]["selector"], ds.pod_labels(r.get("Deployment", "waymark-collector")))
 
 
+def test_agents_forward_to_the_headless_collector_service(case):
+    """Distributed: the collector Deployment's pods behind a headless
+    Service the agents resolve to every collector."""
+    name, values, r = case
+    coll = r.all("Deployment", "waymark-collector")
+    ds.check_collector_headless_service(r, values, coll[0] if coll else None)
+
+
 def test_probes_ask_the_admin_port(case):
     name, values, r = case
     for wl in r.workloads():
@@ -577,6 +585,55 @@ def test_distributed_with_api_key_end_to_end(cluster, standins):
     assert all(i.startswith("prod-jaeger-") for i, _ in s.docs), s.docs
     _assert_root_fs_untouched(fc)
     assert c.alive() and q.alive()
+
+
+def test_agent_spreads_over_the_collector_pods(cluster, standins):
+    """Two collector pods behind the headless Service: the agent's
+    --collector name resolves to both (the stand-in DNS gives one address
+    per running pod), spans reach the cluster, and when one collector pod
+    goes away the agent carries on with the other."""
+    values = {"mode": "distributed", "storage": es(), "collector": {"replicas": 2}}
+    r = ds.render(values)
+    s = standins()
+    fc = cluster(r.docs)
+    fc.es_url = s.url
+    coll = r.get("Deployment", "waymark-collector")
+    pods = []
+    for i in range(2):
+        pod = dict(coll, metadata=dict(coll["metadata"], name=f"waymark-collector-{i}"))
+        pods.append(fc.start(pod, ds.pod_spec(pod)["containers"][0]))
+    for p in pods:
+        ds.check_probes(p)
+    agent_ds = r.get("DaemonSet", "waymark-agent")
+    a = fc.start(agent_ds, ds.pod_spec(agent_ds)["containers"][0])
+    ds.check_probes(a)
+    targets = ds.flag_values(a.args)["collector"].split(",")
+    assert sorted(targets) == sorted(f"127.0.0.1:{p.local_port('otlp-grpc')}" for p in pods)
+    port = fc.resolve_service("waymark-agent.tracing.svc", 4318)
+
+    def send_and_wait(service: str) -> None:
+        got = requests.post(f"http://127.0.0.1:{port}/v1/traces", json=_otlp(service, "GET /"), timeout=10)
+        assert got.status_code == 200, got.text
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with s.lock:
+                if any(d.get("process", {}).get("serviceName") == service for _, d in s.docs):
+                    return
+            time.sleep(0.2)
+        raise AssertionError(f"no span of {service} reached the cluster\n{a.log_tail()}")
+
+    def received(p: ds.RunningContainer) -> float:
+        text = requests.get(f"http://127.0.0.1:{p.local_port('admin')}/metrics", timeout=5).text
+        return sum(float(ln.split()[-1]) for ln in text.splitlines()
+                   if ln.startswith("waymark_spans_received_total"))
+
+    send_and_wait("before")
+    # Stop the collector the agent is talking to: it moves to the other.
+    [used] = [p for p in pods if received(p) > 0]
+    [other] = [p for p in pods if p is not used]
+    used.stop()
+    send_and_wait("after")
+    assert received(other) > 0 and a.alive() and other.alive()
 
 
 def test_rollover_jobs_against_the_cluster(cluster, standins, pki):

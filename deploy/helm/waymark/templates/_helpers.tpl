@@ -24,6 +24,7 @@ chart name appended unless the release name already contains it (release
 {{- define "waymark.queryService" -}}{{ include "waymark.fullname" . }}-query{{- end -}}
 {{- define "waymark.agentService" -}}{{ include "waymark.fullname" . }}-agent{{- end -}}
 {{- define "waymark.headlessService" -}}{{ include "waymark.fullname" . }}-headless{{- end -}}
+{{- define "waymark.collectorHeadlessService" -}}{{ include "waymark.fullname" . }}-collector-headless{{- end -}}
 {{- define "waymark.samplingConfigMap" -}}
 {{- default (printf "%s-sampling" (include "waymark.fullname" .)) .Values.sampling.existingConfigMap -}}
 {{- end -}}
@@ -364,11 +365,18 @@ flags the chart does not set from values. Call with (dict "ctx" $ "args" "waymar
 {{ include "waymark.args.tail" .ctx }}
 {{- end -}}
 
+{{/*
+The agents' collectors: the headless collector Service, whose name resolves
+to every ready collector pod. The agent spreads over the addresses (a
+per-process starting point, the next one every 5 minutes and on failure);
+through the ClusterIP Service each agent's long-lived gRPC connection
+would stay on one collector pod.
+*/}}
 {{- define "waymark.agentCollectors" -}}
 {{- if .Values.agent.collectors -}}
 {{- join "," .Values.agent.collectors -}}
 {{- else -}}
-{{- printf "%s.%s.svc:%d" (include "waymark.collectorService" .) .Release.Namespace (int .Values.ports.otlpGrpc) -}}
+{{- printf "%s.%s.svc:%d" (include "waymark.collectorHeadlessService" .) .Release.Namespace (int .Values.ports.otlpGrpc) -}}
 {{- end -}}
 {{- end -}}
 
