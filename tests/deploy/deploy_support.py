@@ -574,7 +574,8 @@ class FakeCluster:
                 if writable:
                     local.mkdir(parents=True, exist_ok=True)
                 return flag + str(local)
-        for flag in ("--es-ca-file=", "--es-api-key-file=", "--es-password-file="):
+        for flag in ("--es-ca-file=", "--es-api-key-file=", "--es-password-file=", "--es-bearer-token-file=",
+                     "--es-client-cert-file=", "--es-client-key-file="):
             if a.startswith(flag):
                 local = self._map_path(workload, container, a[len(flag):], writable=False)
                 assert local.is_file(), f"{a}: no such file in the container"

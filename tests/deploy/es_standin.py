@@ -8,7 +8,9 @@ Endpoints: GET / (version), PUT /_index_template/<name>, PUT /<index>,
 POST /_bulk, POST /<indices>/_search (the services aggregation),
 GET /_cat/indices/<pattern>, DELETE /<index>[,<index>...],
 HEAD and GET /_alias/<alias>[,<alias>...], POST /<alias>/_rollover,
-POST /_aliases, GET /<index>/_settings/index.creation_date.
+POST /_aliases, GET /<index>/_settings/index.creation_date, and the
+lifecycle policies: PUT /_ilm/policy/<name> (Elasticsearch) and
+PUT /_plugins/_ism/policies/<name> (OpenSearch), recorded.
 """
 
 from __future__ import annotations
@@ -28,7 +30,13 @@ from urllib.parse import unquote, urlsplit
 
 class StandInCluster:
     def __init__(self, port: int, *, username: str | None = None, password: str | None = None,
-                 api_key: str | None = None, tls: tuple[pathlib.Path, pathlib.Path] | None = None):
+                 api_key: str | None = None, bearer_token: str | None = None,
+                 tls: tuple[pathlib.Path, pathlib.Path] | None = None,
+                 client_ca: pathlib.Path | None = None, distribution: str = "elasticsearch"):
+        """tls: (certificate, key) to serve HTTPS; client_ca: then also ask
+        every client for a certificate this CA signed (the handshake fails
+        without one). distribution "opensearch" answers GET / as OpenSearch
+        2 does."""
         self.port = port
         self.scheme = "https" if tls else "http"
         self.lock = threading.Lock()
@@ -38,11 +46,17 @@ class StandInCluster:
         self.docs: list[tuple[str, dict]] = []
         self.requests: list[tuple[str, str]] = []
         self.rollover_conditions_met = True
+        self.distribution = distribution
+        # Lifecycle policies put: name -> body (ILM on Elasticsearch, ISM on OpenSearch).
+        self.ilm_policies: dict[str, dict] = {}
+        self.ism_policies: dict[str, dict] = {}
         accepted = set()
         if username is not None:
             accepted.add("Basic " + base64.b64encode(f"{username}:{password or ''}".encode()).decode())
         if api_key is not None:
             accepted.add("ApiKey " + api_key)
+        if bearer_token is not None:
+            accepted.add("Bearer " + bearer_token)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -97,6 +111,9 @@ class StandInCluster:
         if tls:
             ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             ctx.load_cert_chain(str(tls[0]), str(tls[1]))
+            if client_ca is not None:
+                ctx.verify_mode = ssl.CERT_REQUIRED
+                ctx.load_verify_locations(cafile=str(client_ca))
             self.server.socket = ctx.wrap_socket(self.server.socket, server_side=True)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -124,8 +141,21 @@ class StandInCluster:
         not_found = (404, {"error": {"type": "index_not_found_exception", "reason": path}, "status": 404})
         parts = [p for p in path.split("/") if p]
         if method == "GET" and not parts:
+            if self.distribution == "opensearch":
+                return 200, {"name": "stand-in", "version": {"distribution": "opensearch", "number": "2.17.1"},
+                             "tagline": "The OpenSearch Project: https://opensearch.org/"}
             return 200, {"name": "stand-in", "version": {"number": "8.15.2"},
                          "tagline": "You Know, for Search"}
+        if method == "PUT" and len(parts) == 3 and parts[:2] == ["_ilm", "policy"]:
+            if self.distribution == "opensearch":
+                return 400, {"error": {"type": "invalid_index_name_exception", "reason": "no ILM here"}}
+            self.ilm_policies[parts[2]] = json.loads(body or b"{}")
+            return 200, {"acknowledged": True}
+        if method == "PUT" and len(parts) == 4 and parts[:3] == ["_plugins", "_ism", "policies"]:
+            if self.distribution != "opensearch":
+                return 400, {"error": {"type": "invalid_index_name_exception", "reason": "no ISM here"}}
+            self.ism_policies[parts[3]] = json.loads(body or b"{}")
+            return 201, {"_id": parts[3], "policy": self.ism_policies[parts[3]]}
         if method == "PUT" and len(parts) == 2 and parts[0] in ("_index_template", "_template"):
             self.templates[parts[1]] = json.loads(body or b"{}")
             return 200, {"acknowledged": True}
@@ -233,3 +263,19 @@ def make_ca_and_server_cert(d: pathlib.Path, name: str = "ca") -> tuple[pathlib.
     run("x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key), "-CAcreateserial",
         "-out", str(crt), "-days", "2", "-extfile", str(ext))
     return ca_crt, crt, key
+
+
+def make_client_cert(d: pathlib.Path, ca: str = "ca", name: str = "client") -> tuple[pathlib.Path, pathlib.Path]:
+    """A client certificate signed by the CA make_ca_and_server_cert made
+    under the name ca, for clusters that ask for one: (client.crt, client.key)."""
+    key, csr, crt = d / f"{name}.key", d / f"{name}.csr", d / f"{name}.crt"
+    ext = d / f"{name}-ext.cnf"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                   "extendedKeyUsage=clientAuth\n")
+    for args in (["req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(csr),
+                  "-subj", "/CN=waymark"],
+                 ["x509", "-req", "-in", str(csr), "-CA", str(d / f"{ca}.crt"), "-CAkey", str(d / f"{ca}.key"),
+                  "-CAcreateserial", "-out", str(crt), "-days", "2", "-extfile", str(ext)]):
+        out = subprocess.run(["openssl", *args], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, f"openssl {' '.join(args)}:\n{out.stderr}"
+    return crt, key

@@ -22,13 +22,15 @@ import pytest
 import requests
 
 import deploy_support as ds
-from es_standin import StandInCluster, make_ca_and_server_cert
+from es_standin import StandInCluster, make_ca_and_server_cert, make_client_cert
 
 SCHEMA = json.loads((ds.CHART_DIR / "values.schema.json").read_text())
 URL = "https://elasticsearch-master.elastic.svc:9200"
 PASSWORD = {"name": "es-credentials", "key": "password"}
 API_KEY = {"name": "es-api-key", "key": "api-key"}
 CA = {"name": "es-ca", "key": "ca.crt"}
+TOKEN = {"name": "es-token", "key": "token"}
+CLIENT_CERT = {"name": "es-client-cert"}
 
 
 def es(**kw) -> dict:
@@ -62,6 +64,22 @@ CASES = {
         "esRollover": {"enabled": True, "maxAge": "12h", "lookback": "7d"},
         "serviceMonitor": {"enabled": True},
         "ingress": {"enabled": True},
+    },
+    "allInOne-bearer-client-cert-delete-expired": {
+        "storage": {"type": "elasticsearch", "embedded": {"retention": "3d"},
+                    "elasticsearch": {"urls": [URL], "bearerTokenSecret": TOKEN, "clientCertSecret": CLIENT_CERT,
+                                      "caConfigMap": CA, "deleteExpiredIndices": True}},
+    },
+    "distributed-password-client-cert-keys": {
+        "mode": "distributed",
+        "storage": es(username="elastic", passwordSecret=PASSWORD, useAliases=True,
+                      clientCertSecret={"name": "corp-client", "certKey": "client.pem", "keyKey": "client-key.pem"}),
+        "esRollover": {"enabled": True},
+    },
+    "distributed-delete-expired": {
+        "mode": "distributed",
+        "storage": es(apiKeySecret=API_KEY, deleteExpiredIndices=True),
+        "collector": {"replicas": 2},
     },
     "distributed-skip-verify": {
         "mode": "distributed",
@@ -265,6 +283,16 @@ def test_values_reach_the_es_flags(case):
             assert flags.get(k) == val, (wl["metadata"]["name"], k, flags.get(k), val)
         if not e["indexPrefix"]:
             assert "es-index-prefix" not in flags
+        # Only the store's writers (all-in-one, collectors) delete expired
+        # indices, at the chart's retention.
+        if c["args"][0] in ("all-in-one", "collector"):
+            assert flags["es-delete-expired-indices"] == str(e["deleteExpiredIndices"]).lower()
+            if e["deleteExpiredIndices"]:
+                assert flags["retention"] == v["storage"]["embedded"]["retention"]
+            else:
+                assert "retention" not in flags
+        else:
+            assert "es-delete-expired-indices" not in flags and "retention" not in flags
         assert "es-password" not in flags, "the password never appears in the arguments"
         assert flags["log-level"] == v["logLevel"]
     assert seen >= 1 + (v["mode"] == "distributed")
@@ -289,7 +317,21 @@ def test_secret_references_are_the_values_given(case):
         vols = {x["name"]: x for x in ds.pod_spec(wl).get("volumes", [])}
         mounts = {m["name"]: m for m in c.get("volumeMounts", [])}
         flags = ds.flag_values(c["args"])
+        cc = e["clientCertSecret"]
+        if cc["name"]:
+            vol = vols["es-client-cert"]["secret"]
+            assert vol["secretName"] == cc["name"]
+            assert vol["items"] == [{"key": cc["certKey"], "path": cc["certKey"]},
+                                    {"key": cc["keyKey"], "path": cc["keyKey"]}]
+            m = mounts["es-client-cert"]
+            assert m["readOnly"] is True
+            assert flags["es-client-cert-file"] == f"{m['mountPath']}/{cc['certKey']}"
+            assert flags["es-client-key-file"] == f"{m['mountPath']}/{cc['keyKey']}"
+        else:
+            assert "es-client-cert" not in vols
+            assert "es-client-cert-file" not in flags and "es-client-key-file" not in flags
         for key, flag, vol_name, kind in (("apiKeySecret", "es-api-key-file", "es-api-key", "secret"),
+                                          ("bearerTokenSecret", "es-bearer-token-file", "es-bearer-token", "secret"),
                                           ("caConfigMap", "es-ca-file", "es-ca", "configMap")):
             ref = e[key]
             if not ref:
@@ -389,6 +431,18 @@ BAD_SCHEMA = [
     ({"storage": es(), "esIndexCleaner": {"schedule": "daily"}}, "/esIndexCleaner/schedule"),
     ({"storage": es(), "esRollover": {"maxAge": "1 day"}}, "/esRollover/maxAge"),
     ({"storage": es(), "collector": {"autoscaling": {"maxReplicas": 0}}}, "/collector/autoscaling/maxReplicas"),
+    ({"storage": es(bearerTokenSecret={"name": "es-token"})},
+     "/storage/elasticsearch/bearerTokenSecret': missing property 'key'"),
+    ({"storage": es(apiKeySecret=API_KEY, bearerTokenSecret=TOKEN)}, "/storage/elasticsearch/bearerTokenSecret"),
+    ({"storage": es(username="u", passwordSecret=PASSWORD, bearerTokenSecret=TOKEN)},
+     "/storage/elasticsearch/bearerTokenSecret"),
+    ({"storage": es(username="u", bearerTokenSecret=TOKEN)}, "/storage/elasticsearch/username"),
+    ({"storage": es(username="u", apiKeySecret=API_KEY)}, "/storage/elasticsearch/username"),
+    ({"storage": es(clientCertSecret={"name": "c", "certKey": ""})}, "/storage/elasticsearch/clientCertSecret/certKey"),
+    ({"storage": es(clientCertSecret={"name": "Bad_Name"})}, "/storage/elasticsearch/clientCertSecret/name"),
+    ({"storage": es(clientCertSecret={"name": "c", "cert": "x"})}, "cert"),
+    ({"storage": es(deleteExpiredIndices="yes")}, "/storage/elasticsearch/deleteExpiredIndices"),
+    ({"storage": es(useAliases=True, deleteExpiredIndices=True)}, "/storage/elasticsearch/deleteExpiredIndices"),
     # Embedded keeps refusing what it always did.
     ({"mode": "distributed", "collector": {"autoscaling": {"enabled": True}}}, "/collector/autoscaling/enabled"),
     ({"mode": "distributed", "collector": {"replicas": 2}}, "/collector/replicas"),
@@ -444,7 +498,19 @@ def test_template_refusals(values, message):
      "storage.elasticsearch.passwordSecret needs both name and key"),
     ({"storage": es(passwordSecret=PASSWORD)}, "passwordSecret needs storage.elasticsearch.username"),
     ({"storage": es(username="u", passwordSecret=PASSWORD, apiKeySecret=API_KEY)},
-     "give passwordSecret (with username) or apiKeySecret, not both"),
+     "give one of passwordSecret (with username), apiKeySecret and bearerTokenSecret, "
+     "not passwordSecret and apiKeySecret"),
+    ({"storage": es(apiKeySecret=API_KEY, bearerTokenSecret=TOKEN)},
+     "not apiKeySecret and bearerTokenSecret; Waymark refuses two kinds of credentials"),
+    ({"storage": es(username="u", bearerTokenSecret=TOKEN)},
+     "storage.elasticsearch.username is for basic auth (passwordSecret)"),
+    ({"storage": es(bearerTokenSecret={"key": "token"})}, "storage.elasticsearch.bearerTokenSecret needs both name and key"),
+    ({"storage": es(clientCertSecret={"name": "c", "keyKey": ""})},
+     "storage.elasticsearch.clientCertSecret needs certKey and keyKey"),
+    ({"storage": es(clientCertSecret={"name": "c", "keyKey": "tls.crt"})},
+     "certKey and keyKey must be different keys"),
+    ({"storage": es(useAliases=True, deleteExpiredIndices=True)},
+     "storage.elasticsearch.deleteExpiredIndices deletes dated indices"),
 ])
 def test_template_checks_without_the_schema(tmp_path, values, message):
     """`helm install --skip-schema-validation` still meets these."""
@@ -463,8 +529,11 @@ def test_schema_defaults_keep_tls_verification_on():
     props = SCHEMA["properties"]["storage"]["properties"]["elasticsearch"]["properties"]
     assert props["tlsSkipVerify"]["default"] is False
     assert ds.default_values()["storage"]["elasticsearch"]["tlsSkipVerify"] is False
-    for ref in ("passwordSecret", "apiKeySecret", "caConfigMap"):
+    for ref in ("passwordSecret", "apiKeySecret", "bearerTokenSecret", "caConfigMap"):
         assert props[ref]["then"]["required"] == ["name", "key"]
+    assert props["clientCertSecret"]["then"]["required"] == ["name", "certKey", "keyKey"]
+    cc = ds.default_values()["storage"]["elasticsearch"]["clientCertSecret"]
+    assert cc == {"name": "", "certKey": "tls.crt", "keyKey": "tls.key"}
 
 
 # --------------------------------------------------------------------------
@@ -476,7 +545,9 @@ def pki(tmp_path_factory):
     d = tmp_path_factory.mktemp("pki")
     good = make_ca_and_server_cert(d, "good")
     other = make_ca_and_server_cert(d, "other")
-    return {"ca": good[0].read_text(), "cert": good[1], "key": good[2], "other_ca": other[0].read_text()}
+    client = make_client_cert(d, "good")
+    return {"ca": good[0].read_text(), "cert": good[1], "key": good[2], "other_ca": other[0].read_text(),
+            "ca_path": good[0], "client_cert": client[0].read_text(), "client_key": client[1].read_text()}
 
 
 @pytest.fixture
@@ -556,6 +627,90 @@ def test_all_in_one_with_password_secret_and_ca(cluster, standins, pki):
         _assert_root_fs_untouched(fc)
     finally:
         s.close()
+
+
+def test_bearer_token_client_cert_and_expired_indices(cluster, standins, pki):
+    """A cluster that asks for a client certificate and a bearer token:
+    all-in-one with the token and the certificate from their Secrets
+    (mounted files, a kubernetes.io/tls Secret's keys) and the CA from its
+    ConfigMap gets ready and stores spans; with deleteExpiredIndices it
+    deletes the dated indices older than the chart's retention (3d) at
+    start-up and keeps the newer ones."""
+    values = {"storage": {"type": "elasticsearch", "embedded": {"retention": "3d"},
+                          "elasticsearch": {"urls": [URL], "bearerTokenSecret": TOKEN,
+                                            "clientCertSecret": CLIENT_CERT, "caConfigMap": CA,
+                                            "deleteExpiredIndices": True}}}
+    r = ds.render(values)
+    s = standins(bearer_token="t0ken-from-the-secret", tls=(pki["cert"], pki["key"]), client_ca=pki["ca_path"])
+    old = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 5 * 86400))
+    recent = time.strftime("%Y-%m-%d", time.gmtime(time.time() - 1 * 86400))
+    for kind in ("span", "service"):
+        s.add_index(f"jaeger-{kind}-{old}", docs=3)
+        s.add_index(f"jaeger-{kind}-{recent}", docs=3)
+    fc = cluster(r.docs)
+    fc.secrets = {"es-token": {"token": "t0ken-from-the-secret\n"},
+                  "es-client-cert": {"tls.crt": pki["client_cert"], "tls.key": pki["client_key"]}}
+    fc.config_maps = {"es-ca": {"ca.crt": pki["ca"]}}
+    fc.es_url = s.url
+    sts = r.get("StatefulSet", "waymark")
+    rc = fc.start(sts, ds.long_running_containers(sts)[0])
+    ds.check_probes(rc)
+    otlp = fc.resolve_service("waymark-collector.tracing.svc", 4318)
+    got = requests.post(f"http://127.0.0.1:{otlp}/v1/traces", json=_otlp("ledger", "POST /entry"), timeout=10)
+    assert got.status_code == 200, got.text
+    _wait_services(fc.resolve_service("waymark-query.tracing.svc", 16686), "ledger")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and f"jaeger-span-{old}" in s.indices:
+        time.sleep(0.2)
+    assert f"jaeger-span-{old}" not in s.indices and f"jaeger-service-{old}" not in s.indices, rc.log_tail()
+    assert f"jaeger-span-{recent}" in s.indices and f"jaeger-service-{recent}" in s.indices
+    _assert_root_fs_untouched(fc)
+
+
+def test_client_certificate_is_required_by_the_cluster(cluster, standins, pki):
+    """The same cluster without the client certificate: the handshake
+    fails and the pod stays not ready, so the certificate the chart mounts
+    is what lets it in."""
+    r = ds.render({"storage": es(caConfigMap=CA)})
+    s = standins(tls=(pki["cert"], pki["key"]), client_ca=pki["ca_path"])
+    fc = cluster(r.docs)
+    fc.config_maps = {"es-ca": {"ca.crt": pki["ca"]}}
+    fc.es_url = s.url
+    sts = r.get("StatefulSet", "waymark")
+    rc = fc.start(sts, ds.long_running_containers(sts)[0])
+    admin = rc.local_port("admin")
+    ds.wait_http(f"http://127.0.0.1:{admin}/health", 200, proc=rc)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "elasticsearch not available yet" not in rc.log_tail():
+        time.sleep(0.1)
+    assert "elasticsearch not available yet" in rc.log_tail()
+    assert requests.get(f"http://127.0.0.1:{admin}/ready", timeout=5).status_code == 503
+
+
+def test_jobs_and_collectors_with_client_cert_under_custom_keys(cluster, standins, pki):
+    """A client certificate Secret with keys of its own (certKey, keyKey)
+    and a password: the rollover init hook, the collector and the rollover
+    CronJob all get through a cluster that requires the certificate."""
+    values = {"mode": "distributed",
+              "storage": es(username="elastic", passwordSecret=PASSWORD, caConfigMap=CA, useAliases=True,
+                            clientCertSecret={"name": "corp-client", "certKey": "client.pem",
+                                              "keyKey": "client-key.pem"}),
+              "esRollover": {"enabled": True}}
+    r = ds.render(values)
+    s = standins(username="elastic", password="pw", tls=(pki["cert"], pki["key"]), client_ca=pki["ca_path"])
+    fc = cluster(r.docs)
+    fc.secrets = {"es-credentials": {"password": "pw"},
+                  "corp-client": {"client.pem": pki["client_cert"], "client-key.pem": pki["client_key"]}}
+    fc.config_maps = {"es-ca": {"ca.crt": pki["ca"]}}
+    fc.es_url = s.url
+    code, out = fc.run_job(r.get("Job", "waymark-es-rollover-init"))
+    assert code == 0, out
+    assert s.holders("jaeger-span-write") == ["jaeger-span-000001"]
+    coll = r.get("Deployment", "waymark-collector")
+    ds.check_probes(fc.start(coll, ds.pod_spec(coll)["containers"][0]))
+    code, out = fc.run_job(r.get("CronJob", "waymark-es-rollover"))
+    assert code == 0, out
+    assert "jaeger-span-000002" in s.holders("jaeger-span-write")
 
 
 def test_distributed_with_api_key_end_to_end(cluster, standins):

@@ -137,14 +137,31 @@ that skip the schema.
 {{- fail (printf "storage.elasticsearch.urls: %q is not an http:// or https:// URL" (toString .)) -}}
 {{- end -}}
 {{- end -}}
-{{- range $ref := list "passwordSecret" "apiKeySecret" "caConfigMap" -}}
+{{- range $ref := list "passwordSecret" "apiKeySecret" "bearerTokenSecret" "caConfigMap" -}}
 {{- $v := get $es $ref | default dict -}}
 {{- if and $v (or (not $v.name) (not $v.key)) -}}
 {{- fail (printf "storage.elasticsearch.%s needs both name and key (got name %q, key %q)" $ref (toString $v.name) (toString $v.key)) -}}
 {{- end -}}
 {{- end -}}
-{{- if and $es.passwordSecret $es.apiKeySecret -}}
-{{- fail "storage.elasticsearch: give passwordSecret (with username) or apiKeySecret, not both; Waymark refuses two kinds of credentials" -}}
+{{- $kinds := list -}}
+{{- range $ref := list "passwordSecret" "apiKeySecret" "bearerTokenSecret" -}}
+{{- if get $es $ref -}}{{- $kinds = append $kinds $ref -}}{{- end -}}
+{{- end -}}
+{{- if gt (len $kinds) 1 -}}
+{{- fail (printf "storage.elasticsearch: give one of passwordSecret (with username), apiKeySecret and bearerTokenSecret, not %s; Waymark refuses two kinds of credentials" (join " and " $kinds)) -}}
+{{- end -}}
+{{- if and $es.username (or $es.apiKeySecret $es.bearerTokenSecret) -}}
+{{- fail "storage.elasticsearch.username is for basic auth (passwordSecret); leave it empty with apiKeySecret or bearerTokenSecret: Waymark refuses two kinds of credentials" -}}
+{{- end -}}
+{{- $cc := $es.clientCertSecret | default dict -}}
+{{- if and $cc.name (or (not $cc.certKey) (not $cc.keyKey)) -}}
+{{- fail (printf "storage.elasticsearch.clientCertSecret needs certKey and keyKey (got %q, %q): Waymark needs both the certificate and its key" (toString $cc.certKey) (toString $cc.keyKey)) -}}
+{{- end -}}
+{{- if and $cc.name (eq (toString $cc.certKey) (toString $cc.keyKey)) -}}
+{{- fail "storage.elasticsearch.clientCertSecret: certKey and keyKey must be different keys of the Secret" -}}
+{{- end -}}
+{{- if and $es.deleteExpiredIndices $es.useAliases -}}
+{{- fail "storage.elasticsearch.deleteExpiredIndices deletes dated indices, and with useAliases the indices are numbered (Waymark would ignore it): use esRollover.policy for a lifecycle policy that deletes them" -}}
 {{- end -}}
 {{- if and $es.passwordSecret (not $es.username) -}}
 {{- fail "storage.elasticsearch.passwordSecret needs storage.elasticsearch.username: Waymark refuses a password without a username" -}}
@@ -255,8 +272,15 @@ the CA from files mounted under /etc/waymark.
 {{- with $es.apiKeySecret }}
 - {{ printf "--es-api-key-file=%s/%s" (include "waymark.esApiKeyDir" $) .key | quote }}
 {{- end }}
+{{- with $es.bearerTokenSecret }}
+- {{ printf "--es-bearer-token-file=%s/%s" (include "waymark.esBearerTokenDir" $) .key | quote }}
+{{- end }}
 {{- with $es.caConfigMap }}
 - {{ printf "--es-ca-file=%s/%s" (include "waymark.esCaDir" $) .key | quote }}
+{{- end }}
+{{- if include "waymark.esClientCert" $ }}
+- {{ printf "--es-client-cert-file=%s/%s" (include "waymark.esClientCertDir" $) $es.clientCertSecret.certKey | quote }}
+- {{ printf "--es-client-key-file=%s/%s" (include "waymark.esClientCertDir" $) $es.clientCertSecret.keyKey | quote }}
 {{- end }}
 - {{ printf "--es-tls-skip-verify=%t" $es.tlsSkipVerify | quote }}
 {{- if $es.indexPrefix }}
@@ -277,11 +301,23 @@ the CA from files mounted under /etc/waymark.
 
 {{- define "waymark.esApiKeyDir" -}}/etc/waymark/es-api-key{{- end -}}
 {{- define "waymark.esCaDir" -}}/etc/waymark/es-ca{{- end -}}
+{{- define "waymark.esBearerTokenDir" -}}/etc/waymark/es-bearer-token{{- end -}}
+{{- define "waymark.esClientCertDir" -}}/etc/waymark/es-client-cert{{- end -}}
+{{/* "true" when a client certificate Secret is named. */}}
+{{- define "waymark.esClientCert" -}}
+{{- $c := .Values.storage.elasticsearch.clientCertSecret | default dict -}}
+{{- if $c.name -}}true{{- end -}}
+{{- end -}}
 
 {{/* The store's writer: the embedded store's flags, or Elasticsearch's. */}}
 {{- define "waymark.args.storage" -}}
 {{- if include "waymark.es" . -}}
 {{ include "waymark.args.es" . }}
+{{- $del := .Values.storage.elasticsearch.deleteExpiredIndices }}
+- {{ printf "--es-delete-expired-indices=%t" $del | quote }}
+{{- if $del }}
+- {{ printf "--retention=%s" .Values.storage.embedded.retention | quote }}
+{{- end }}
 {{- else -}}
 - "--data-dir=/var/lib/waymark"
 - {{ printf "--fsync=%s" .Values.storage.embedded.fsync | quote }}
@@ -489,9 +525,10 @@ env:
 {{- end -}}
 
 {{/*
-Volumes and mounts of the Elasticsearch credentials and CA: the API key
-from a Secret, the CA from a ConfigMap, each one key as one file. Nothing
-when the backend is embedded or neither is set.
+Volumes and mounts of the Elasticsearch credentials and CA: the API key,
+the bearer token and the client certificate from Secrets, the CA from a
+ConfigMap, each key as one file. Nothing when the backend is embedded or
+none is set.
 */}}
 {{- define "waymark.esVolumes" -}}
 {{- if include "waymark.es" . -}}
@@ -502,6 +539,26 @@ when the backend is embedded or neither is set.
     items:
       - key: {{ .key | quote }}
         path: {{ .key | quote }}
+{{- end }}
+{{- with .Values.storage.elasticsearch.bearerTokenSecret }}
+- name: es-bearer-token
+  secret:
+    secretName: {{ .name | quote }}
+    items:
+      - key: {{ .key | quote }}
+        path: {{ .key | quote }}
+{{- end }}
+{{- if include "waymark.esClientCert" . }}
+{{- with .Values.storage.elasticsearch.clientCertSecret }}
+- name: es-client-cert
+  secret:
+    secretName: {{ .name | quote }}
+    items:
+      - key: {{ .certKey | quote }}
+        path: {{ .certKey | quote }}
+      - key: {{ .keyKey | quote }}
+        path: {{ .keyKey | quote }}
+{{- end }}
 {{- end }}
 {{- with .Values.storage.elasticsearch.caConfigMap }}
 - name: es-ca
@@ -519,6 +576,16 @@ when the backend is embedded or neither is set.
 {{- if .Values.storage.elasticsearch.apiKeySecret }}
 - name: es-api-key
   mountPath: {{ include "waymark.esApiKeyDir" . }}
+  readOnly: true
+{{- end }}
+{{- if .Values.storage.elasticsearch.bearerTokenSecret }}
+- name: es-bearer-token
+  mountPath: {{ include "waymark.esBearerTokenDir" . }}
+  readOnly: true
+{{- end }}
+{{- if include "waymark.esClientCert" . }}
+- name: es-client-cert
+  mountPath: {{ include "waymark.esClientCertDir" . }}
   readOnly: true
 {{- end }}
 {{- if .Values.storage.elasticsearch.caConfigMap }}
