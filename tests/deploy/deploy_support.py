@@ -599,9 +599,21 @@ class FakeCluster:
 
     def run_job(self, workload: dict, container: dict | None = None,
                 timeout: float = 60) -> tuple[int, str]:
-        """Runs a Job's or CronJob's container to its end: (exit code, output)."""
+        """Runs a Job's or CronJob's container to its end: (exit code, output).
+        Without a container named: the pod's init containers first, in
+        order, each to its end (a failing one stops the pod there, as the
+        kubelet does), then its one container; the output is all of theirs."""
         if container is None:
-            [container] = pod_spec(workload)["containers"]
+            spec = pod_spec(workload)
+            [main] = spec["containers"]
+            outputs = []
+            for init in spec.get("initContainers", []):
+                code, out = self.run_job(workload, init, timeout)
+                outputs.append(out)
+                if code != 0:
+                    return code, "".join(outputs)
+            code, out = self.run_job(workload, main, timeout)
+            return code, "".join(outputs + [out])
         rc = self.start(workload, container)
         try:
             rc.proc.wait(timeout=timeout)

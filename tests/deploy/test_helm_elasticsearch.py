@@ -81,6 +81,16 @@ CASES = {
         "storage": es(apiKeySecret=API_KEY, deleteExpiredIndices=True),
         "collector": {"replicas": 2},
     },
+    "distributed-ilm-policy": {
+        "mode": "distributed",
+        "storage": es(apiKeySecret=API_KEY, caConfigMap=CA, useAliases=True, indexPrefix="prod"),
+        "esRollover": {"policy": {"enabled": True, "name": "traces-ilm", "rolloverAfter": "12h",
+                                  "deleteAfter": "14d"}},
+    },
+    "allInOne-ism-policy": {
+        "storage": es(username="admin", passwordSecret=PASSWORD, useAliases=True),
+        "esRollover": {"policy": {"enabled": True, "distribution": "opensearch"}},
+    },
     "distributed-skip-verify": {
         "mode": "distributed",
         "storage": es(tlsSkipVerify=True),
@@ -101,8 +111,11 @@ def _pods(r: ds.Rendered) -> list[dict]:
 
 
 def _containers(r: ds.Rendered):
+    """Every container, init containers (the policy step of the rollover
+    init hook) included."""
     for wl in _pods(r):
-        for c in ds.pod_spec(wl)["containers"]:
+        spec = ds.pod_spec(wl)
+        for c in spec.get("initContainers", []) + spec["containers"]:
             yield wl, c
 
 
@@ -372,11 +385,29 @@ def test_index_jobs(case):
         assert ds.pod_spec(job)["restartPolicy"] == "OnFailure"
     init = r.all("Job", "waymark-es-rollover-init")
     assert bool(init) == e["useAliases"]
+    pol = v["esRollover"]["policy"]
     if init:
         ann = init[0]["metadata"]["annotations"]
         assert ann["helm.sh/hook"] == "pre-install,pre-upgrade"
         [c] = ds.pod_spec(init[0])["containers"]
         assert c["args"][:2] == ["es-rollover", "init"]
+        # The lifecycle policy goes in first (an init container), then init
+        # names it in the templates on Elasticsearch; on OpenSearch the ISM
+        # policy attaches itself by its index patterns.
+        before = ds.pod_spec(init[0]).get("initContainers", [])
+        if pol["enabled"]:
+            [p] = before
+            assert p["args"][:5] == ["es-rollover", "policy", f"--name={pol['name']}",
+                                     f"--rollover-after={pol['rolloverAfter']}",
+                                     f"--delete-after={pol['deleteAfter']}"]
+            assert p.get("volumeMounts") == c.get("volumeMounts")
+            assert p.get("env") == c.get("env")
+            ilm = [a for a in c["args"] if a.startswith("--ilm-policy")]
+            assert ilm == ([f"--ilm-policy={pol['name']}"] if pol["distribution"] == "elasticsearch" else [])
+            assert not cron.get("waymark-es-rollover") and not cron.get("waymark-es-lookback")
+        else:
+            assert not before
+            assert not [a for a in c["args"] if a.startswith("--ilm-policy")]
         # The hook runs before the chart's ServiceAccount exists.
         assert "serviceAccountName" not in ds.pod_spec(init[0]) or not v["serviceAccount"]["create"]
 
@@ -404,6 +435,12 @@ GOOD = [
     {"mode": "distributed", "storage": es(), "collector": {"replicas": 4}},
     {"mode": "distributed", "storage": es(useAliases=True), "collector": {"autoscaling": {"enabled": True}},
      "esRollover": {"enabled": True, "lookback": "72h", "schedule": "*/30 * * * *"}},
+]
+
+GOOD += [
+    {"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True}}},
+    {"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "distribution": "opensearch",
+                                                               "rolloverAfter": "6h", "deleteAfter": "30d"}}},
 ]
 
 BAD_SCHEMA = [
@@ -443,6 +480,19 @@ BAD_SCHEMA = [
     ({"storage": es(clientCertSecret={"name": "c", "cert": "x"})}, "cert"),
     ({"storage": es(deleteExpiredIndices="yes")}, "/storage/elasticsearch/deleteExpiredIndices"),
     ({"storage": es(useAliases=True, deleteExpiredIndices=True)}, "/storage/elasticsearch/deleteExpiredIndices"),
+    ({"storage": es(useAliases=True), "esRollover": {"enabled": True, "policy": {"enabled": True}}},
+     "/esRollover/enabled"),
+    ({"storage": es(), "esRollover": {"policy": {"enabled": True}}}, "/storage/elasticsearch/useAliases"),
+    ({"esRollover": {"policy": {"enabled": True}}}, "/storage/type"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "distribution": "solr"}}},
+     "/esRollover/policy/distribution"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "rolloverAfter": "1 day"}}},
+     "/esRollover/policy/rolloverAfter"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "deleteAfter": "2w"}}},
+     "/esRollover/policy/deleteAfter"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "name": "Bad Name"}}},
+     "/esRollover/policy/name"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "phases": {}}}}, "phases"),
     # Embedded keeps refusing what it always did.
     ({"mode": "distributed", "collector": {"autoscaling": {"enabled": True}}}, "/collector/autoscaling/enabled"),
     ({"mode": "distributed", "collector": {"replicas": 2}}, "/collector/replicas"),
@@ -459,6 +509,11 @@ BAD_TEMPLATE = [
     ({"esIndexCleaner": {"enabled": True}}, "the index jobs are for storage.type elasticsearch"),
     ({"storage": es(), "collector": {"autoscaling": {"enabled": True}}}, "applies to mode distributed"),
     ({"storage": es(), "extraArgs": ["--es-shards=2"]}, "extraArgs: --es-shards is already set by the chart"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "rolloverAfter": "7d",
+                                                               "deleteAfter": "1d"}}},
+     'esRollover.policy.deleteAfter "1d" is shorter than rolloverAfter "7d"'),
+    ({"storage": es(useAliases=True), "extraArgs": ["--ilm-policy=x"], "esRollover": {"policy": {"enabled": True}}},
+     "extraArgs: --ilm-policy is already set by the chart"),
 ]
 
 
@@ -511,6 +566,13 @@ def test_template_refusals(values, message):
      "certKey and keyKey must be different keys"),
     ({"storage": es(useAliases=True, deleteExpiredIndices=True)},
      "storage.elasticsearch.deleteExpiredIndices deletes dated indices"),
+    ({"storage": es(useAliases=True), "esRollover": {"enabled": True, "policy": {"enabled": True}}},
+     "esRollover.policy.enabled and esRollover.enabled: choose one"),
+    ({"storage": es(), "esRollover": {"policy": {"enabled": True}}},
+     "esRollover.policy.enabled needs storage.elasticsearch.useAliases: true"),
+    ({"esRollover": {"policy": {"enabled": True}}}, "the index jobs are for storage.type elasticsearch"),
+    ({"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "distribution": "solr"}}},
+     'esRollover.policy.distribution must be elasticsearch or opensearch, not "solr"'),
 ])
 def test_template_checks_without_the_schema(tmp_path, values, message):
     """`helm install --skip-schema-validation` still meets these."""
@@ -833,6 +895,54 @@ def test_rollover_jobs_against_the_cluster(cluster, standins, pki):
     assert s.holders("jaeger-service-read") == ["jaeger-service-000001", "jaeger-service-000002"]
     assert ("POST", "/_aliases") in s.requests
     _assert_root_fs_untouched(fc)
+
+
+@pytest.mark.parametrize("distribution", ["elasticsearch", "opensearch"])
+def test_policy_hook_puts_the_lifecycle_policy(cluster, standins, distribution):
+    """esRollover.policy: the init hook's containers run in order and exit
+    0; the first puts the policy (ILM on Elasticsearch, ISM on OpenSearch,
+    recorded by the stand-in) with the ages given, the second creates the
+    aliases; on Elasticsearch the templates name the ILM policy. No
+    rollover CronJob is rendered, and the collector then starts ready."""
+    values = {"mode": "distributed",
+              "storage": es(useAliases=True, indexPrefix="prod"),
+              "esRollover": {"policy": {"enabled": True, "name": "traces-lifecycle", "rolloverAfter": "12h",
+                                        "deleteAfter": "14d", "distribution": distribution}}}
+    r = ds.render(values)
+    assert not r.all("CronJob")
+    s = standins(distribution=distribution)
+    fc = cluster(r.docs)
+    fc.es_url = s.url
+    job = r.get("Job", "waymark-es-rollover-init")
+    assert [c["name"] for c in ds.pod_spec(job)["initContainers"]] == ["es-rollover-policy"]
+    code, out = fc.run_job(job)
+    assert code == 0, out
+    assert "policy traces-lifecycle put" in out, out
+    puts = [p for m, p in s.requests if m == "PUT"]
+    if distribution == "elasticsearch":
+        assert list(s.ilm_policies) == ["traces-lifecycle"] and not s.ism_policies
+        phases = s.ilm_policies["traces-lifecycle"]["policy"]["phases"]
+        assert phases["hot"]["actions"]["rollover"]["max_age"] == "12h"
+        assert phases["delete"]["min_age"] == "14d"
+        assert "traces-lifecycle" in json.dumps(s.templates), "the templates name the ILM policy"
+        policy_put = puts.index("/_ilm/policy/traces-lifecycle")
+    else:
+        assert list(s.ism_policies) == ["traces-lifecycle"] and not s.ilm_policies
+        pol = s.ism_policies["traces-lifecycle"]["policy"]
+        assert pol["states"][0]["actions"][0]["rollover"]["min_index_age"] == "12h"
+        assert pol["states"][0]["transitions"][0]["conditions"]["min_index_age"] == "14d"
+        patterns = pol["ism_template"][0]["index_patterns"]
+        assert all(p.startswith("prod-jaeger-") for p in patterns), patterns
+        policy_put = puts.index("/_plugins/_ism/policies/traces-lifecycle")
+    # The policy is there before the first index is created.
+    first_index = next(i for i, p in enumerate(puts) if p.startswith("/prod-jaeger-"))
+    assert policy_put < first_index
+    assert s.holders("prod-jaeger-span-write") == ["prod-jaeger-span-000001"]
+    # Run again (every upgrade): still exits 0.
+    code, out = fc.run_job(job)
+    assert code == 0, out
+    coll = r.get("Deployment", "waymark-collector")
+    ds.check_probes(fc.start(coll, ds.pod_spec(coll)["containers"][0]))
 
 
 def test_lookback_removes_a_rolled_over_index(cluster, standins):

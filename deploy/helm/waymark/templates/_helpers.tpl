@@ -97,7 +97,7 @@ ones it does (an install with --skip-schema-validation still meets these).
 {{- else -}}
 {{- fail (printf "storage.type must be embedded or elasticsearch, not %q" (toString .Values.storage.type)) -}}
 {{- end -}}
-{{- if and (or .Values.esIndexCleaner.enabled .Values.esRollover.enabled) (not (include "waymark.es" .)) -}}
+{{- if and (or .Values.esIndexCleaner.enabled .Values.esRollover.enabled .Values.esRollover.policy.enabled) (not (include "waymark.es" .)) -}}
 {{- fail "esIndexCleaner / esRollover: the index jobs are for storage.type elasticsearch" -}}
 {{- end -}}
 {{- if and .Values.sampling.existingConfigMap .Values.sampling.strategies -}}
@@ -168,6 +168,21 @@ that skip the schema.
 {{- end -}}
 {{- if .Values.sampling.adaptive.enabled -}}
 {{- fail "sampling.adaptive.enabled: adaptive sampling keeps its state in the embedded store and is not available with storage.type elasticsearch (Waymark refuses it at start-up); use sampling.strategies instead" -}}
+{{- end -}}
+{{- $pol := .Values.esRollover.policy -}}
+{{- if $pol.enabled -}}
+{{- if .Values.esRollover.enabled -}}
+{{- fail "esRollover.policy.enabled and esRollover.enabled: choose one; the lifecycle policy rolls the indices over and deletes them inside the cluster, the rollover CronJobs do it from outside, and both together would roll over twice" -}}
+{{- end -}}
+{{- if not $es.useAliases -}}
+{{- fail "esRollover.policy.enabled needs storage.elasticsearch.useAliases: true (the policy rolls the -write aliases over)" -}}
+{{- end -}}
+{{- if not (has (toString $pol.distribution) (list "elasticsearch" "opensearch")) -}}
+{{- fail (printf "esRollover.policy.distribution must be elasticsearch or opensearch, not %q" (toString $pol.distribution)) -}}
+{{- end -}}
+{{- if lt (float64 (include "waymark.durationNs" $pol.deleteAfter)) (float64 (include "waymark.durationNs" $pol.rolloverAfter)) -}}
+{{- fail (printf "esRollover.policy.deleteAfter %q is shorter than rolloverAfter %q: indices would be deleted while still written to" (toString $pol.deleteAfter) (toString $pol.rolloverAfter)) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.esRollover.enabled (not $es.useAliases) -}}
 {{- fail "esRollover.enabled needs storage.elasticsearch.useAliases: true (rollover moves the -write and -read aliases)" -}}
@@ -732,9 +747,30 @@ volumes:
   protocol: TCP
 {{- end -}}
 
+{{/* One container of an index job: the image, the arguments with the connection flags, the credentials. */}}
+{{- define "waymark.jobContainer" -}}
+{{- $ctx := .ctx -}}
+- name: {{ .name }}
+  image: {{ include "waymark.image" $ctx | quote }}
+  imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
+  args:
+    {{- include "waymark.args.checked" (dict "ctx" $ctx "args" "waymark.args.esJob" "argsCtx" (dict "ctx" $ctx "args" .args)) | nindent 4 }}
+  {{- with include "waymark.env" $ctx }}{{ . | trim | nindent 2 }}{{ end }}
+  resources:
+    {{- toYaml .resources | nindent 4 }}
+  securityContext:
+    {{- toYaml $ctx.Values.securityContext | nindent 4 }}
+  {{- with include "waymark.esMounts" $ctx | trim }}
+  volumeMounts:
+    {{- . | nindent 4 }}
+  {{- end }}
+{{- end -}}
+
 {{/*
 The pod spec of an index job. Call with (dict "ctx" $ "name" "es-rollover"
 "args" (list "es-rollover" "init") "resources" ... "serviceAccount" true).
+An optional "before", a list of (dict "name" ... "args" ...), runs as init
+containers first, in order, each to its end.
 */}}
 {{- define "waymark.jobPodSpec" -}}
 {{- $ctx := .ctx -}}
@@ -749,21 +785,14 @@ imagePullSecrets:
 {{- end }}
 securityContext:
   {{- toYaml $ctx.Values.podSecurityContext | nindent 2 }}
+{{- with .before }}
+initContainers:
+  {{- range . }}
+  {{- include "waymark.jobContainer" (dict "ctx" $ctx "name" .name "args" .args "resources" $.resources) | nindent 2 }}
+  {{- end }}
+{{- end }}
 containers:
-  - name: {{ .name }}
-    image: {{ include "waymark.image" $ctx | quote }}
-    imagePullPolicy: {{ $ctx.Values.image.pullPolicy }}
-    args:
-      {{- include "waymark.args.checked" (dict "ctx" $ctx "args" "waymark.args.esJob" "argsCtx" (dict "ctx" $ctx "args" .args)) | nindent 6 }}
-    {{- with include "waymark.env" $ctx }}{{ . | trim | nindent 4 }}{{ end }}
-    resources:
-      {{- toYaml .resources | nindent 6 }}
-    securityContext:
-      {{- toYaml $ctx.Values.securityContext | nindent 6 }}
-    {{- with include "waymark.esMounts" $ctx | trim }}
-    volumeMounts:
-      {{- . | nindent 6 }}
-    {{- end }}
+  {{- include "waymark.jobContainer" (dict "ctx" $ctx "name" .name "args" .args "resources" .resources) | nindent 2 }}
 {{- with include "waymark.esVolumes" $ctx | trim }}
 volumes:
   {{- . | nindent 2 }}
