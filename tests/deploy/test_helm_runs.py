@@ -7,8 +7,9 @@ is then asked on the running process, on the probe's own port and path.
 
 The distributed test starts the collector pod's two containers, the query
 container first (the kubelet starts them together, so it may win the race
-on a new volume), then an agent whose --collector is the collector
-Service, and follows one span from the agent to the query API.
+on a new volume), then an agent whose --collector is the headless
+collector Service (resolved, as cluster DNS would, to the collector pod),
+and follows one span from the agent to the query API.
 """
 
 from __future__ import annotations
@@ -147,7 +148,7 @@ def test_distributed_runs_end_to_end(cluster, values):
     ds.check_probes(a)
     _service_ports_listen(r, fc)
 
-    # The agent forwards to the collector Service it was given.
+    # The agent forwards to the headless collector Service it was given.
     agent_otlp = fc.resolve_service("waymark-agent.tracing.svc", ds.merged_values(values)["ports"]["otlpHttp"])
     trace_id = _send(agent_otlp, "checkout", "POST /pay")
     query_port = fc.resolve_service("waymark-query.tracing.svc", 16686)
