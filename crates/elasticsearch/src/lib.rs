@@ -20,7 +20,9 @@
 //!   read from `GET /` that chooses between them;
 //! * [`bulk`]: `_bulk` NDJSON bodies, and per-item outcomes of a `_bulk`
 //!   response (success, conflict, retryable, permanent);
-//! * [`cleaner`]: deleting dated indices older than a cutoff.
+//! * [`cleaner`]: deleting dated indices older than a cutoff;
+//! * [`sampling`]: adaptive sampling's state (throughput, probabilities,
+//!   the leader lease) in the cluster, shared by every collector.
 //!
 //! See `docs/elasticsearch.md` for what is verified how.
 
@@ -30,6 +32,7 @@ pub mod client;
 pub mod document;
 pub mod index;
 pub mod rollover;
+pub mod sampling;
 pub mod store;
 pub mod templates;
 mod time;

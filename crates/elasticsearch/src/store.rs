@@ -20,6 +20,7 @@
 //!   embedded engine does; the cluster query narrows the candidates.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -114,7 +115,8 @@ struct Item {
 
 /// The Elasticsearch/OpenSearch backend.
 pub struct EsStorage {
-    client: EsClient,
+    client: Arc<EsClient>,
+    sampling: Arc<crate::sampling::EsSamplingStore>,
     cfg: EsConfig,
     version: Version,
     /// Service documents written recently: (index, id).
@@ -159,8 +161,14 @@ impl EsStorage {
                 client.json(Method::PUT, &t.path, Some(&t.body)).await?;
             }
         }
+        let client = Arc::new(client);
+        let sampling = Arc::new(crate::sampling::EsSamplingStore::new(
+            client.clone(),
+            &cfg.indices,
+        ));
         Ok(EsStorage {
             client,
+            sampling,
             cfg,
             version,
             services_written: Mutex::new(HashSet::new()),
@@ -727,6 +735,10 @@ impl Storage for EsStorage {
         let path = format!("/{targets}/_refresh?ignore_unavailable=true&allow_no_indices=true");
         self.client.json(Method::POST, &path, None).await?;
         Ok(())
+    }
+
+    fn sampling_store(&self) -> Option<Arc<dyn waymark_storage::sampling::SamplingStore>> {
+        Some(self.sampling.clone())
     }
 
     fn stats(&self) -> StorageStats {

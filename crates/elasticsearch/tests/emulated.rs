@@ -106,7 +106,10 @@ fn matches(q: &Value, doc: &Value) -> bool {
                         _ => cmp(x.as_str().unwrap_or("").cmp(b.as_str().unwrap_or(""))),
                     },
                 };
-                ok("gte", |o| o.is_ge()) && ok("lte", |o| o.is_le())
+                ok("gte", |o| o.is_ge())
+                    && ok("lte", |o| o.is_le())
+                    && ok("gt", |o| o.is_gt())
+                    && ok("lt", |o| o.is_lt())
             })
         }
         "bool" => {
@@ -153,6 +156,8 @@ fn matches(q: &Value, doc: &Value) -> bool {
 #[derive(Clone)]
 struct Emu {
     indices: Indices,
+    /// (index, _id) → _seq_no, for optimistic concurrency.
+    seq: Arc<Mutex<BTreeMap<(String, String), u64>>>,
 }
 
 fn targets(emu: &Emu, list: &str) -> Vec<String> {
@@ -315,6 +320,87 @@ async fn handle(State(emu): State<Emu>, method: Method, uri: Uri, body: Bytes) -
             ok(search(&emu, list, &serde_json::from_slice(&body).unwrap()))
         }
         ("POST", p) if p.ends_with("/_refresh") => ok(json!({"_shards": {"failed": 0}})),
+        ("POST", p) if p.ends_with("/_delete_by_query") => {
+            let list = p.trim_end_matches("/_delete_by_query");
+            let q: Value = serde_json::from_slice(&body).unwrap();
+            let names = targets(&emu, list);
+            let mut idx = emu.indices.lock();
+            let mut deleted = 0;
+            for n in names {
+                let docs = idx.get_mut(&n).unwrap();
+                let before = docs.len();
+                docs.retain(|_, d| !matches(&q["query"], d));
+                deleted += before - docs.len();
+            }
+            ok(json!({"deleted": deleted}))
+        }
+        ("PUT", p) if !p.contains('/') => {
+            let mut idx = emu.indices.lock();
+            if idx.contains_key(p) {
+                return (
+                    StatusCode::BAD_REQUEST,
+                    axum::Json(json!({"error": {"type": "resource_already_exists_exception", "reason": format!("index [{p}] already exists")}, "status": 400})),
+                )
+                    .into_response();
+            }
+            idx.insert(p.to_string(), BTreeMap::new());
+            ok(json!({"acknowledged": true, "index": p}))
+        }
+        ("PUT", p) if p.contains("/_doc/") || p.contains("/_create/") => {
+            let (index, rest) = p.split_once('/').unwrap();
+            let (op, id) = rest.split_once('/').unwrap();
+            let q: BTreeMap<String, String> = uri
+                .query()
+                .unwrap_or("")
+                .split('&')
+                .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.into(), v.into())))
+                .collect();
+            let mut idx = emu.indices.lock();
+            let mut seq = emu.seq.lock();
+            let docs = idx.entry(index.to_string()).or_default();
+            let key = (index.to_string(), id.to_string());
+            let conflict = |why: &str| {
+                (
+                    StatusCode::CONFLICT,
+                    axum::Json(json!({"error": {"type": "version_conflict_engine_exception", "reason": why}, "status": 409})),
+                )
+                    .into_response()
+            };
+            if op == "_create" && docs.contains_key(id) {
+                return conflict("document already exists");
+            }
+            if let Some(want) = q.get("if_seq_no") {
+                if seq.get(&key).map(|s| s.to_string()).as_deref() != Some(want.as_str()) {
+                    return conflict("required seqNo differs");
+                }
+            }
+            docs.insert(id.to_string(), serde_json::from_slice(&body).unwrap());
+            let n = seq.values().max().copied().unwrap_or(0) + 1;
+            seq.insert(key, n);
+            (StatusCode::CREATED, axum::Json(json!({"_index": index, "_id": id, "result": "created", "_seq_no": n, "_primary_term": 1}))).into_response()
+        }
+        ("GET", p) if p.contains("/_doc/") => {
+            let (index, id) = p.split_once("/_doc/").unwrap();
+            let idx = emu.indices.lock();
+            match idx.get(index).and_then(|d| d.get(id)) {
+                Some(d) => {
+                    let n = emu
+                        .seq
+                        .lock()
+                        .get(&(index.to_string(), id.to_string()))
+                        .copied()
+                        .unwrap_or(0);
+                    ok(
+                        json!({"_index": index, "_id": id, "found": true, "_seq_no": n, "_primary_term": 1, "_source": d}),
+                    )
+                }
+                None => (
+                    StatusCode::NOT_FOUND,
+                    axum::Json(json!({"_index": index, "_id": id, "found": false})),
+                )
+                    .into_response(),
+            }
+        }
         ("GET", p) if p.starts_with("_cat/indices/") => {
             let list = p.trim_start_matches("_cat/indices/");
             let names = targets(&emu, list);
@@ -345,6 +431,7 @@ async fn handle(State(emu): State<Emu>, method: Method, uri: Uri, body: Bytes) -
 async fn emulated_store() -> (EsStorage, ()) {
     let emu = Emu {
         indices: Default::default(),
+        seq: Default::default(),
     };
     let app = Router::new().fallback(handle).with_state(emu);
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -376,3 +463,32 @@ fn representable(span: &waymark_model::Span) -> waymark_model::Span {
 }
 
 waymark_testkit::storage_conformance!(emulated_store, representable);
+
+/// Of several collectors taking over an expired lease at once, the
+/// cluster's optimistic concurrency lets exactly one win.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_winner_for_an_expired_lease() {
+    use waymark_storage::Storage;
+    let (store, _) = emulated_store().await;
+    let ss = store
+        .sampling_store()
+        .expect("elasticsearch keeps sampling state");
+    let ttl = std::time::Duration::from_secs(10);
+    assert!(ss.acquire_lease("leader", "old", 0, ttl).await.unwrap());
+    let later = 60_000_000_000;
+    let tasks: Vec<_> = (0..8)
+        .map(|i| {
+            let ss = ss.clone();
+            tokio::spawn(async move {
+                ss.acquire_lease("leader", &format!("c{i}"), later, ttl)
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let mut winners = 0;
+    for t in tasks {
+        winners += t.await.unwrap() as usize;
+    }
+    assert_eq!(winners, 1);
+}
