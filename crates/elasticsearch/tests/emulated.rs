@@ -369,10 +369,10 @@ async fn handle(State(emu): State<Emu>, method: Method, uri: Uri, body: Bytes) -
             if op == "_create" && docs.contains_key(id) {
                 return conflict("document already exists");
             }
-            if let Some(want) = q.get("if_seq_no") {
-                if seq.get(&key).map(|s| s.to_string()).as_deref() != Some(want.as_str()) {
-                    return conflict("required seqNo differs");
-                }
+            if let Some(want) = q.get("if_seq_no")
+                && seq.get(&key).map(|s| s.to_string()).as_deref() != Some(want.as_str())
+            {
+                return conflict("required seqNo differs");
             }
             docs.insert(id.to_string(), serde_json::from_slice(&body).unwrap());
             let n = seq.values().max().copied().unwrap_or(0) + 1;
