@@ -365,11 +365,9 @@ impl Adaptive {
         Ok(())
     }
 
-    /// Runs [`Adaptive::tick`] at every interval boundary until `shutdown`.
+    /// Runs [`Adaptive::tick`] at every interval boundary until `shutdown`
+    /// (call [`Adaptive::load`] first).
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
-        if let Err(e) = self.load().await {
-            tracing::warn!(error = %e, "adaptive sampling: stored probabilities not loaded");
-        }
         let interval_ns = self.cfg.calculation_interval.as_nanos() as u64;
         tokio::pin!(shutdown);
         loop {

@@ -238,6 +238,11 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             store,
             collector_id(),
         ));
+        // The stored probabilities are in force before the first client
+        // asks (a restart hands out what was computed before it).
+        if let Err(e) = a.load().await {
+            tracing::warn!(error = %e, "adaptive sampling: stored probabilities not loaded");
+        }
         let run = a.clone();
         let stop = shutdown_rx.clone();
         tasks.push((
