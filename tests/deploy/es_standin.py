@@ -11,6 +11,15 @@ HEAD and GET /_alias/<alias>[,<alias>...], POST /<alias>/_rollover,
 POST /_aliases, GET /<index>/_settings/index.creation_date, and the
 lifecycle policies: PUT /_ilm/policy/<name> (Elasticsearch) and
 PUT /_plugins/_ism/policies/<name> (OpenSearch), recorded.
+
+Documents by id, as adaptive sampling keeps its state in
+`<prefix>waymark-sampling`: PUT /<index>/_doc/<id> (with if_seq_no and
+if_primary_term: 409 unless they are the document's), PUT
+/<index>/_create/<id> (409 if it exists), GET /<index>/_doc/<id> (with
+_seq_no and _primary_term; 404 {"found": false} when absent), POST
+/<index>/_search with a bool of term and range clauses, sort and
+search_after, and POST /<index>/_delete_by_query. Every document written is
+also kept in `writes`, in order.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import subprocess
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 
 class StandInCluster:
@@ -50,6 +59,11 @@ class StandInCluster:
         # Lifecycle policies put: name -> body (ILM on Elasticsearch, ISM on OpenSearch).
         self.ilm_policies: dict[str, dict] = {}
         self.ism_policies: dict[str, dict] = {}
+        # Documents by id: index -> id -> {"source": ..., "seq_no": n}; the
+        # sequence number counts writes per index, the primary term stays 1.
+        self.by_id: dict[str, dict[str, dict]] = {}
+        self.seq_no: dict[str, int] = {}
+        self.writes: list[tuple[str, str, dict]] = []
         accepted = set()
         if username is not None:
             accepted.add("Basic " + base64.b64encode(f"{username}:{password or ''}".encode()).decode())
@@ -89,7 +103,7 @@ class StandInCluster:
                                                       "reason": "unable to authenticate user"},
                                             "status": 401}, head=method == "HEAD")
                 with outer.lock:
-                    status, obj = outer.answer(method, path, body)
+                    status, obj = outer.answer(method, path, body, url.query)
                 self._send(status, obj, head=method == "HEAD")
 
             def do_GET(self):
@@ -137,9 +151,96 @@ class StandInCluster:
     def holders(self, alias: str) -> list[str]:
         return sorted(i for i, v in self.indices.items() if alias in v["aliases"])
 
-    def answer(self, method: str, path: str, body: bytes):
+    def docs_of(self, index: str) -> dict[str, dict]:
+        """The documents written by id into index: id -> source."""
+        with self.lock:
+            return {i: d["source"] for i, d in self.by_id.get(index, {}).items()}
+
+    @staticmethod
+    def _matches(doc: dict, query: dict) -> bool:
+        """The query clauses adaptive sampling's state uses: match_all, and
+        bool must/filter of term and range (gt, gte, lt, lte)."""
+        if not query or "match_all" in query:
+            return True
+        if "bool" in query:
+            b = query["bool"]
+            return all(StandInCluster._matches(doc, q) for q in b.get("must", []) + b.get("filter", []))
+        if "term" in query:
+            (field, want), = query["term"].items()
+            want = want.get("value") if isinstance(want, dict) else want
+            return doc.get(field) == want
+        if "range" in query:
+            (field, bounds), = query["range"].items()
+            v = doc.get(field)
+            if v is None:
+                return False
+            ops = {"gt": v.__gt__, "gte": v.__ge__, "lt": v.__lt__, "lte": v.__le__}
+            return all(ops[k](b) for k, b in bounds.items())
+        raise AssertionError(f"stand-in: query not understood: {query}")
+
+    def _by_id_answer(self, method: str, parts: list[str], body: bytes, params: dict):
+        index, op = parts[0], parts[1]
+        docs = self.by_id.setdefault(index, {})
+        if op == "_search":
+            q = json.loads(body or b"{}")
+            hits = [(i, d["source"]) for i, d in docs.items() if self._matches(d["source"], q.get("query", {}))]
+            keys = []
+            for s in q.get("sort", []):
+                (field, order), = s.items() if isinstance(s, dict) else ((s, "asc"),)
+                order = order.get("order", "asc") if isinstance(order, dict) else order
+                assert order == "asc", f"stand-in sorts ascending only: {s}"
+                keys.append(field)
+
+            def sort_values(hit):
+                return [hit[0] if k == "_id" else hit[1].get(k) for k in keys]
+            hits.sort(key=sort_values)
+            if "search_after" in q:
+                hits = [h for h in hits if sort_values(h) > q["search_after"]]
+            hits = hits[:q.get("size", 10)]
+            return 200, {"hits": {"total": {"value": len(hits)}, "hits": [
+                dict({"_index": index, "_id": i, "_source": src}, **({"sort": sort_values((i, src))} if keys else {}))
+                for i, src in hits]}}
+        if op == "_delete_by_query":
+            q = json.loads(body or b"{}")
+            gone = [i for i, d in docs.items() if self._matches(d["source"], q.get("query", {}))]
+            for i in gone:
+                del docs[i]
+            return 200, {"deleted": len(gone), "version_conflicts": 0, "failures": []}
+        doc_id = parts[2]
+        have = docs.get(doc_id)
+        if method == "GET":
+            if have is None:
+                return 404, {"_index": index, "_id": doc_id, "found": False}
+            return 200, {"_index": index, "_id": doc_id, "_seq_no": have["seq_no"], "_primary_term": 1,
+                         "found": True, "_source": have["source"]}
+        conflict = (409, {"error": {"type": "version_conflict_engine_exception",
+                                    "reason": f"[{doc_id}]: version conflict"}, "status": 409})
+        if op == "_create" and have is not None:
+            return conflict
+        if "if_seq_no" in params or "if_primary_term" in params:
+            if have is None or str(have["seq_no"]) != params.get("if_seq_no") or \
+                    params.get("if_primary_term") != "1":
+                return conflict
+        seq = self.seq_no[index] = self.seq_no.get(index, -1) + 1
+        source = json.loads(body or b"{}")
+        docs[doc_id] = {"source": source, "seq_no": seq}
+        self.writes.append((index, doc_id, source))
+        self.indices.setdefault(index, {"aliases": {}, "created": int(time.time() * 1000), "docs": 0})
+        self.indices[index]["docs"] = len(docs)
+        return (200 if have is not None else 201), {"_index": index, "_id": doc_id, "_seq_no": seq,
+                                                    "_primary_term": 1,
+                                                    "result": "updated" if have is not None else "created"}
+
+    def answer(self, method: str, path: str, body: bytes, query: str = ""):
         not_found = (404, {"error": {"type": "index_not_found_exception", "reason": path}, "status": 404})
         parts = [p for p in path.split("/") if p]
+        params = dict(parse_qsl(query))
+        if len(parts) >= 2 and not parts[0].startswith("_") and (
+                (len(parts) == 3 and method in ("GET", "PUT") and parts[1] in ("_doc", "_create"))
+                or (len(parts) == 2 and method == "POST" and parts[1] == "_delete_by_query")
+                or (len(parts) == 2 and parts[1] == "_search"
+                    and (parts[0] in self.by_id or parts[0].endswith("waymark-sampling")))):
+            return self._by_id_answer(method, parts, body, params)
         if method == "GET" and not parts:
             if self.distribution == "opensearch":
                 return 200, {"name": "stand-in", "version": {"distribution": "opensearch", "number": "2.17.1"},
