@@ -1,12 +1,13 @@
 """The chart with storage.type elasticsearch: every variant (allInOne and
 distributed; a password from a Secret, an API key from a Secret, the CA
-from a ConfigMap, aliases with the rollover jobs, the index cleaner)
-rendered by Helm's engine and validated against Kubernetes' schemas; every
+from a ConfigMap, aliases with the rollover jobs, the index cleaner,
+adaptive sampling) rendered by Helm's engine and validated against Kubernetes' schemas; every
 flag it renders is one the binary's subcommand accepts; the rendered
 containers run against the real binary with --es-urls moved to a stand-in
 cluster (es_standin.py), the Secret's value delivered as the kubelet would
 (environment or file) and the ConfigMap's key as a file; the probes answer
-as the kubelet expects; and the index jobs exit 0 and do their work."""
+as the kubelet expects; the index jobs exit 0 and do their work; and
+adaptive sampling keeps its state in the stand-in's sampling index."""
 
 from __future__ import annotations
 
@@ -90,6 +91,16 @@ CASES = {
     "allInOne-ism-policy": {
         "storage": es(username="admin", passwordSecret=PASSWORD, useAliases=True),
         "esRollover": {"policy": {"enabled": True, "distribution": "opensearch"}},
+    },
+    "distributed-adaptive": {
+        "mode": "distributed",
+        "storage": es(apiKeySecret=API_KEY, indexPrefix="prod"),
+        "collector": {"replicas": 2},
+        "sampling": {"adaptive": {"enabled": True, "calculationInterval": "30s", "lookback": "2m"}},
+    },
+    "allInOne-adaptive": {
+        "storage": es(),
+        "sampling": {"adaptive": {"enabled": True}},
     },
     "distributed-skip-verify": {
         "mode": "distributed",
@@ -412,6 +423,30 @@ def test_index_jobs(case):
         assert "serviceAccountName" not in ds.pod_spec(init[0]) or not v["serviceAccount"]["create"]
 
 
+def test_adaptive_flags_on_the_writers_only(case):
+    """Adaptive sampling runs in the store's writers (all-in-one, the
+    collector Deployment) with the values' flags, with Elasticsearch as
+    with the embedded store; query, agents and jobs get none. The NOTES
+    name the sampling index when it is on."""
+    name, values, r = case
+    v = ds.merged_values(values)
+    a = v["sampling"]["adaptive"]
+    writers = 0
+    for wl, c in _containers(r):
+        flags = ds.flag_values(c["args"])
+        if c["args"][0] in ("all-in-one", "collector"):
+            writers += 1
+            assert flags["sampling-adaptive"] == str(a["enabled"]).lower()
+            assert flags["adaptive-calculation-interval"] == a["calculationInterval"]
+            assert flags["adaptive-lookback"] == a["lookback"]
+        else:
+            assert not [x for x in c["args"] if "adaptive" in x], (wl["metadata"]["name"], c["args"][0])
+    assert writers == 1
+    prefix = v["storage"]["elasticsearch"]["indexPrefix"]
+    index = (prefix.rstrip("-") + "-" if prefix else "") + "waymark-sampling"
+    assert (index in r.notes) == a["enabled"], r.notes
+
+
 def test_service_monitor_finds_every_admin_port(case):
     name, values, r = case
     if not r.all("ServiceMonitor"):
@@ -438,6 +473,9 @@ GOOD = [
 ]
 
 GOOD += [
+    {"storage": es(), "sampling": {"adaptive": {"enabled": True}}},
+    {"mode": "distributed", "storage": es(useAliases=True), "collector": {"autoscaling": {"enabled": True}},
+     "sampling": {"adaptive": {"enabled": True, "targetSamplesPerSecond": 2}}},
     {"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True}}},
     {"storage": es(useAliases=True), "esRollover": {"policy": {"enabled": True, "distribution": "opensearch",
                                                                "rolloverAfter": "6h", "deleteAfter": "30d"}}},
@@ -499,11 +537,6 @@ BAD_SCHEMA = [
 ]
 
 BAD_TEMPLATE = [
-    ({"storage": es(), "sampling": {"adaptive": {"enabled": True}}},
-     "sampling.adaptive.enabled: adaptive sampling keeps its state in the embedded store and is not "
-     "available with storage.type elasticsearch"),
-    ({"mode": "distributed", "storage": es(), "sampling": {"adaptive": {"enabled": True}}},
-     "not available with storage.type elasticsearch"),
     ({"storage": es(), "esRollover": {"enabled": True}}, "esRollover.enabled needs storage.elasticsearch.useAliases"),
     ({"storage": es(useAliases=True), "esIndexCleaner": {"enabled": True}}, "esIndexCleaner deletes dated indices"),
     ({"esIndexCleaner": {"enabled": True}}, "the index jobs are for storage.type elasticsearch"),
@@ -851,6 +884,112 @@ def test_agent_spreads_over_the_collector_pods(cluster, standins):
     used.stop()
     send_and_wait("after")
     assert received(other) > 0 and a.alive() and other.alive()
+
+
+LEASE = "lease-adaptive-sampling-leader"
+
+
+def test_adaptive_sampling_state_in_the_cluster(cluster, standins):
+    """Adaptive sampling with two collector pods on one cluster: each
+    writes its throughput to <prefix>waymark-sampling every interval
+    (refresh=wait_for, one document per collector and interval), exactly
+    one takes the lease and computes the probabilities document, the other
+    reads it, and both sampling ports answer the same per-operation
+    strategy for an operation that passed through only one of them."""
+    adaptive = {"enabled": True, "calculationInterval": "1s", "lookback": "2s",
+                "initialSamplingProbability": 0.02, "minSamplesPerSecond": 0.25}
+    values = {"mode": "distributed", "storage": es(indexPrefix="prod"), "collector": {"replicas": 2},
+              "sampling": {"adaptive": adaptive}}
+    r = ds.render(values)
+    assert "prod-waymark-sampling" in r.notes
+    s = standins()
+    fc = cluster(r.docs)
+    fc.es_url = s.url
+    coll = r.get("Deployment", "waymark-collector")
+    flags = ds.flag_values(ds.pod_spec(coll)["containers"][0]["args"])
+    assert flags["sampling-adaptive"] == "true"
+    assert (flags["adaptive-calculation-interval"], flags["adaptive-lookback"]) == ("1s", "2s")
+    pods = []
+    for i in range(2):
+        pod = dict(coll, metadata=dict(coll["metadata"], name=f"waymark-collector-{i}"))
+        pods.append(fc.start(pod, ds.pod_spec(pod)["containers"][0]))
+    for p in pods:
+        ds.check_probes(p)
+    index = "prod-waymark-sampling"
+
+    # A root span of checkout "GET /cart" through the first pod only.
+    got = requests.post(f"http://127.0.0.1:{pods[0].local_port('otlp-http')}/v1/traces",
+                        json=_otlp("checkout", "GET /cart"), timeout=10)
+    assert got.status_code == 200, got.text
+
+    def state() -> tuple[dict, set[str]]:
+        docs = s.docs_of(index)
+        return docs, {d["collector"] for d in docs.values() if d.get("kind") == "throughput"}
+
+    deadline = time.monotonic() + 20
+    while True:
+        docs, collectors = state()
+        probs = docs.get("probabilities", {})
+        if len(collectors) == 2 and LEASE in docs and \
+                ("checkout", "GET /cart") in {(o["service"], o["operation"]) for o in probs.get("operations", [])}:
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"sampling state incomplete: {json.dumps(docs)[:2000]}\n"
+                                 f"{pods[0].log_tail()}\n{pods[1].log_tail()}")
+        time.sleep(0.2)
+    assert index in s.indices, "the sampling index was created"
+    for doc_id, d in docs.items():
+        if d.get("kind") == "throughput":
+            assert doc_id == f"throughput-{d['collector']}-{d['start_ns']}", doc_id
+    with s.lock:
+        puts = [path for m, path in s.requests if m == "PUT" and f"/{index}/_doc/throughput-" in path]
+    assert puts and all(path.endswith("?refresh=wait_for") for path in puts), puts
+
+    # One leader: the lease's holder, one of the two, wrote every
+    # probabilities document and every lease document, and keeps the lease
+    # over the next intervals.
+    holder = docs[LEASE]["holder"]
+    assert holder in collectors and docs[LEASE]["kind"] == "lease"
+    assert probs["collector"] == holder
+    time.sleep(2.5)
+    docs, _ = state()
+    assert docs[LEASE]["holder"] == holder
+    with s.lock:
+        writers = {(doc_id, src.get("holder", src.get("collector"))) for i, doc_id, src in s.writes
+                   if i == index and doc_id in ("probabilities", LEASE)}
+    assert writers == {("probabilities", holder), (LEASE, holder)}, writers
+    # The lease was renewed (if_seq_no) at least once, never re-created.
+    with s.lock:
+        lease_puts = [path for m, path in s.requests if m == "PUT" and f"/{LEASE}" in path]
+    assert any("_doc/" + LEASE + "?if_seq_no=" in path and "&if_primary_term=1" in path for path in lease_puts), \
+        lease_puts
+    assert [path for path in lease_puts if "/_create/" in path and not path.endswith(LEASE)] == []
+
+    # Both pods answer the leader's probabilities for checkout, the pod the
+    # span never reached included, and the initial one for a service not
+    # seen.
+    answers = []
+    for p in pods:
+        port = p.local_port("sampling")
+        deadline = time.monotonic() + 10
+        while True:
+            got = requests.get(f"http://127.0.0.1:{port}/sampling?service=checkout", timeout=10)
+            assert got.status_code == 200, got.text
+            ops = got.json()["operationSampling"]
+            if [o["operation"] for o in ops["perOperationStrategies"]] == ["GET /cart"]:
+                break
+            assert time.monotonic() < deadline, got.text
+            time.sleep(0.2)
+        answers.append(ops)
+        got = requests.get(f"http://127.0.0.1:{port}/sampling?service=x", timeout=10)
+        assert got.status_code == 200, got.text
+        other = got.json()["operationSampling"]
+        assert other["defaultSamplingProbability"] == adaptive["initialSamplingProbability"], got.text
+        assert other["defaultLowerBoundTracesPerSecond"] == adaptive["minSamplesPerSecond"], got.text
+        assert other["perOperationStrategies"] == [], got.text
+    assert answers[0]["defaultSamplingProbability"] == answers[1]["defaultSamplingProbability"]
+    assert all(p.alive() for p in pods)
+    _assert_root_fs_untouched(fc)
 
 
 def test_rollover_jobs_against_the_cluster(cluster, standins, pki):

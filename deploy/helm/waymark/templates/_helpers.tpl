@@ -166,9 +166,6 @@ that skip the schema.
 {{- if and $es.passwordSecret (not $es.username) -}}
 {{- fail "storage.elasticsearch.passwordSecret needs storage.elasticsearch.username: Waymark refuses a password without a username" -}}
 {{- end -}}
-{{- if .Values.sampling.adaptive.enabled -}}
-{{- fail "sampling.adaptive.enabled: adaptive sampling keeps its state in the embedded store and is not available with storage.type elasticsearch (Waymark refuses it at start-up); use sampling.strategies instead" -}}
-{{- end -}}
 {{- $pol := .Values.esRollover.policy -}}
 {{- if $pol.enabled -}}
 {{- if .Values.esRollover.enabled -}}
@@ -254,7 +251,9 @@ the Services and the probes use.
 
 {{/*
 Adaptive sampling. Only the store's writer (all-in-one, collector) runs it:
-it counts what reaches storage and keeps its state in the store. Rendered
+it counts what reaches storage and keeps its state in the store (the data
+volume, or with Elasticsearch the index <prefix>waymark-sampling, which the
+collectors share: one of them, holding a lease there, computes). Rendered
 whether enabled or not, so that extraArgs cannot set these flags a second
 time.
 */}}
