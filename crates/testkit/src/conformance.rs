@@ -379,6 +379,35 @@ pub async fn dependencies(store: &dyn Storage) {
     assert_eq!(got, vec![("front", "back", 3, 1), ("front", "db", 1, 0)]);
     let none = store.dependencies(t0 - HOUR, HOUR / 2).await.unwrap();
     assert!(none.is_empty(), "window before the spans: {none:?}");
+
+    // A call whose parent was stored earlier than its child (flushed in
+    // between, so in another block, index or file) still counts: with the
+    // child unflushed, and again once both are flushed.
+    store.flush().await.unwrap();
+    store
+        .write(vec![span(20, 1, None, "gateway", "GET", t0, 10 * MS)])
+        .await
+        .unwrap();
+    store.flush().await.unwrap();
+    let mut late = span(20, 2, Some(1), "auth", "check", t0 + MS, MS);
+    late.status.code = StatusCode::Error;
+    store.write(vec![late]).await.unwrap();
+    let pair = |deps: Vec<waymark_storage::DependencyLink>| {
+        deps.into_iter()
+            .find(|d| d.parent == "gateway" && d.child == "auth")
+            .map(|d| (d.call_count, d.error_count))
+    };
+    assert_eq!(
+        pair(store.dependencies(t0 + HOUR, 2 * HOUR).await.unwrap()),
+        Some((1, 1)),
+        "parent stored, child not yet flushed"
+    );
+    store.flush().await.unwrap();
+    assert_eq!(
+        pair(store.dependencies(t0 + HOUR, 2 * HOUR).await.unwrap()),
+        Some((1, 1)),
+        "parent and child flushed apart"
+    );
 }
 
 /// Retention deletes old data and keeps recent data.

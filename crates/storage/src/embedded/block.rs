@@ -21,13 +21,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
-use waymark_model::{Span, SpanKind, TraceId};
+use waymark_model::{Span, SpanId, SpanKind, TraceId};
 
 use crate::codec;
 use crate::{StorageError, StorageErrorKind, TraceHit, TraceQuery};
 
 pub const BLOCK_MAGIC: &[u8; 4] = b"WMBK";
-pub const BLOCK_VERSION: u8 = 1;
+/// Version 2 added [`BlockIndex::orphans`]; version 1 blocks are still
+/// read (with no orphans).
+pub const BLOCK_VERSION: u8 = 2;
 pub const FOOTER_LEN: u64 = 24;
 
 /// What a block holds, small enough to keep in memory for every block.
@@ -74,6 +76,30 @@ pub struct BlockIndex {
     /// `trace_ids[i]` in this block.
     pub trace_ids: Vec<TraceId>,
     pub trace_pages: Vec<u32>,
+    /// Spans whose parent is not in this block (it came earlier or later):
+    /// the calls `meta.dependencies` cannot count, resolved at query time
+    /// by finding the parent's service. Version 2.
+    pub orphans: Vec<Orphan>,
+}
+
+/// A span of this block whose parent span is elsewhere.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Orphan {
+    pub trace_id: TraceId,
+    pub parent_span_id: SpanId,
+    /// Index into `BlockMeta::services`.
+    pub service: u32,
+    pub start_ns: u64,
+    pub error: bool,
+}
+
+/// The index as version 1 wrote it.
+#[derive(Serialize, Deserialize)]
+struct BlockIndexV1 {
+    meta: BlockMeta,
+    pages: Vec<PageRef>,
+    trace_ids: Vec<TraceId>,
+    trace_pages: Vec<u32>,
 }
 
 impl BlockIndex {
@@ -190,6 +216,22 @@ pub fn build_block(
         .map(|((p, c), (n, e))| (svc_idx[p.as_str()], svc_idx[c.as_str()], n, e))
         .collect();
     dependencies.sort_unstable();
+    let here: rustc_hash::FxHashSet<(TraceId, SpanId)> =
+        spans.iter().map(|s| (s.trace_id, s.span_id)).collect();
+    let mut orphans: Vec<Orphan> = spans
+        .iter()
+        .filter_map(|s| {
+            let parent = s.parent_span_id?;
+            (!here.contains(&(s.trace_id, parent))).then(|| Orphan {
+                trace_id: s.trace_id,
+                parent_span_id: parent,
+                service: svc_idx[s.service_name()],
+                start_ns: s.start_time_unix_nano,
+                error: s.status.code == waymark_model::StatusCode::Error,
+            })
+        })
+        .collect();
+    orphans.sort_unstable_by_key(|o| (o.start_ns, o.trace_id, o.parent_span_id));
 
     let avg =
         (spans.iter().take(64).map(estimate_size).sum::<usize>() / spans.len().clamp(1, 64)).max(1);
@@ -247,6 +289,7 @@ pub fn build_block(
         pages,
         trace_ids,
         trace_pages,
+        orphans,
     };
     let index_raw = postcard::to_stdvec(&index).expect("in-memory encoding cannot fail");
     let index_z = zstd::bulk::compress(&index_raw, zstd_level).map_err(|e| {
@@ -348,15 +391,16 @@ fn corrupt(msg: impl Into<String>) -> StorageError {
     StorageError::new(StorageErrorKind::Corrupt, msg)
 }
 
-/// Parses the footer; returns the index range.
-pub fn parse_footer(footer: &[u8], object_len: u64) -> Result<(u64, u32, u32), StorageError> {
+/// Parses the footer; returns the index range, its checksum and the block
+/// version.
+pub fn parse_footer(footer: &[u8], object_len: u64) -> Result<(u64, u32, u32, u8), StorageError> {
     if footer.len() != FOOTER_LEN as usize || &footer[20..24] != BLOCK_MAGIC {
         return Err(corrupt("block footer magic missing"));
     }
-    if footer[16] != BLOCK_VERSION {
+    let version = footer[16];
+    if !(1..=BLOCK_VERSION).contains(&version) {
         return Err(corrupt(format!(
-            "block version {} is not supported (this build reads {BLOCK_VERSION})",
-            footer[16]
+            "block version {version} is not supported (this build reads 1 to {BLOCK_VERSION})"
         )));
     }
     let offset = u64::from_le_bytes(footer[0..8].try_into().unwrap());
@@ -365,17 +409,31 @@ pub fn parse_footer(footer: &[u8], object_len: u64) -> Result<(u64, u32, u32), S
     if offset + len as u64 + FOOTER_LEN != object_len {
         return Err(corrupt("block footer points outside the object"));
     }
-    Ok((offset, len, crc))
+    Ok((offset, len, crc, version))
 }
 
-pub fn parse_index(bytes: &[u8], crc: u32) -> Result<BlockIndex, StorageError> {
+pub fn parse_index(bytes: &[u8], crc: u32, version: u8) -> Result<BlockIndex, StorageError> {
     if crc32c::crc32c(bytes) != crc {
         return Err(corrupt("block index checksum mismatch"));
     }
     let raw = zstd::stream::decode_all(bytes)
         .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "block index", e))?;
-    postcard::from_bytes(&raw)
-        .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "block index", e))
+    decode_index(&raw, version)
+}
+
+fn decode_index(raw: &[u8], version: u8) -> Result<BlockIndex, StorageError> {
+    let err = |e| StorageError::with_source(StorageErrorKind::Corrupt, "block index", e);
+    if version == 1 {
+        let v1: BlockIndexV1 = postcard::from_bytes(raw).map_err(err)?;
+        return Ok(BlockIndex {
+            meta: v1.meta,
+            pages: v1.pages,
+            trace_ids: v1.trace_ids,
+            trace_pages: v1.trace_pages,
+            orphans: Vec::new(),
+        });
+    }
+    postcard::from_bytes(raw).map_err(err)
 }
 
 /// Verifies and inflates a page as read from the block.
@@ -468,5 +526,80 @@ pub fn search_spans(spans: &[Span], q: &TraceQuery, out: &mut Vec<TraceHit>) {
                 latest_match_ns: s.start_time_unix_nano,
             });
         }
+    }
+}
+
+#[cfg(test)]
+mod version_tests {
+    use super::*;
+
+    fn spans() -> Vec<Span> {
+        let mut parent = span_of(1, None, "front");
+        parent.start_time_unix_nano = 1_000;
+        let mut child = span_of(2, Some(9), "back");
+        child.start_time_unix_nano = 2_000;
+        child.status.code = waymark_model::StatusCode::Error;
+        vec![parent, child]
+    }
+
+    fn span_of(id: u64, parent: Option<u64>, service: &str) -> Span {
+        Span {
+            trace_id: TraceId([7; 16]),
+            span_id: SpanId(id.to_be_bytes()),
+            parent_span_id: parent.map(|p| SpanId(p.to_be_bytes())),
+            name: "op".into(),
+            resource: Arc::new(waymark_model::Resource {
+                attributes: vec![waymark_model::KeyValue::new(
+                    "service.name",
+                    waymark_model::AnyValue::String(service.into()),
+                )],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn orphans_are_the_spans_whose_parent_is_elsewhere() {
+        let (_, index) = build_block("b".into(), &spans(), (0, 0), 1 << 16, 1).unwrap();
+        assert_eq!(
+            index.orphans,
+            vec![Orphan {
+                trace_id: TraceId([7; 16]),
+                parent_span_id: SpanId(9u64.to_be_bytes()),
+                service: index.service_index("back").unwrap(),
+                start_ns: 2_000,
+                error: true,
+            }]
+        );
+    }
+
+    #[test]
+    fn version_1_indexes_are_still_read() {
+        let (_, index) = build_block("b".into(), &spans(), (0, 0), 1 << 16, 1).unwrap();
+        let v1 = BlockIndexV1 {
+            meta: index.meta.clone(),
+            pages: index.pages.clone(),
+            trace_ids: index.trace_ids.clone(),
+            trace_pages: index.trace_pages.clone(),
+        };
+        let raw = postcard::to_stdvec(&v1).unwrap();
+        let back = decode_index(&raw, 1).unwrap();
+        assert_eq!(back.trace_ids, index.trace_ids);
+        assert_eq!(back.meta.span_count, 2);
+        assert!(back.orphans.is_empty());
+        // A version-2 reader does not mistake one for the other.
+        assert!(decode_index(&raw, 2).is_err());
+        let raw2 = postcard::to_stdvec(&index).unwrap();
+        assert_eq!(decode_index(&raw2, 2).unwrap().orphans, index.orphans);
+    }
+
+    #[test]
+    fn unknown_versions_are_refused_by_name() {
+        let mut footer = vec![0u8; FOOTER_LEN as usize];
+        footer[20..24].copy_from_slice(BLOCK_MAGIC);
+        footer[16] = 3;
+        let e = parse_footer(&footer, FOOTER_LEN).unwrap_err().to_string();
+        assert!(e.contains("block version 3") && e.contains("1 to 2"), "{e}");
     }
 }

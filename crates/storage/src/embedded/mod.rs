@@ -30,7 +30,7 @@ use object_store::{ObjectStore, ObjectStoreExt};
 use parking_lot::{Mutex, RwLock};
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
-use waymark_model::{Span, SpanKind, Trace, TraceId};
+use waymark_model::{Span, SpanId, SpanKind, Trace, TraceId};
 
 pub use block::{BLOCK_VERSION, BlockIndex, BlockMeta};
 use head::Head;
@@ -149,6 +149,10 @@ pub struct EmbeddedStorage {
 const SAMPLING_KEEP: Duration = Duration::from_secs(24 * 3600);
 
 const BLOCK_PREFIX: &str = "blocks";
+
+/// Most traces whose calls cross block boundaries that one dependencies
+/// query resolves (each costs a page read).
+const MAX_ORPHAN_TRACES: usize = 10_000;
 const BLOCK_SUFFIX: &str = ".wmb";
 
 fn io(what: impl Into<String>, e: impl std::error::Error + Send + Sync + 'static) -> StorageError {
@@ -426,12 +430,12 @@ async fn load_block(store: &dyn ObjectStore, path: ObjPath, size: u64) -> Result
         .get_range(&path, size - block::FOOTER_LEN..size)
         .await
         .map_err(|e| io("reading block footer", e))?;
-    let (off, len, crc) = block::parse_footer(&footer, size)?;
+    let (off, len, crc, version) = block::parse_footer(&footer, size)?;
     let idx = store
         .get_range(&path, off..off + len as u64)
         .await
         .map_err(|e| io("reading block index", e))?;
-    let index = block::parse_index(&idx, crc)?;
+    let index = block::parse_index(&idx, crc, version)?;
     Ok(Block { path, index, size })
 }
 
@@ -787,23 +791,106 @@ impl Storage for EmbeddedStorage {
 
     async fn dependencies(&self, end_ns: u64, lookback_ns: u64) -> Result<Vec<DependencyLink>> {
         let start = end_ns.saturating_sub(lookback_ns);
+        let in_window = |t: u64| t >= start && t <= end_ns;
         let mut map: HashMap<(String, String), (u64, u64)> = HashMap::new();
-        let st = self.shared.state.read();
-        let in_window =
-            |s: &&Span| s.start_time_unix_nano >= start && s.start_time_unix_nano <= end_ns;
-        crate::dependencies_from_spans(st.head.spans.iter().filter(in_window), &mut map);
-        for h in &st.frozen {
-            crate::dependencies_from_spans(h.spans.iter().filter(in_window), &mut map);
+        fn add(
+            map: &mut HashMap<(String, String), (u64, u64)>,
+            parent: &str,
+            child: &str,
+            calls: u64,
+            errors: u64,
+        ) {
+            if parent != child {
+                let e = map
+                    .entry((parent.to_string(), child.to_string()))
+                    .or_default();
+                e.0 += calls;
+                e.1 += errors;
+            }
         }
-        for b in &st.blocks {
+        // Calls whose parent span is elsewhere: (trace, parent, child
+        // service, error). Resolved below, in memory or in the blocks.
+        let mut unresolved: Vec<(TraceId, SpanId, String, bool)> = Vec::new();
+        let (blocks, in_memory) = {
+            let st = self.shared.state.read();
+            let mem: Vec<&Span> = st
+                .head
+                .spans
+                .iter()
+                .chain(st.frozen.iter().flat_map(|h| h.spans.iter()))
+                .collect();
+            let by_id: rustc_hash::FxHashMap<(TraceId, SpanId), Arc<waymark_model::Resource>> = mem
+                .iter()
+                .map(|s| ((s.trace_id, s.span_id), s.resource.clone()))
+                .collect();
+            for s in mem.iter().filter(|s| in_window(s.start_time_unix_nano)) {
+                let Some(pid) = s.parent_span_id else {
+                    continue;
+                };
+                match by_id.get(&(s.trace_id, pid)) {
+                    Some(p) => add(
+                        &mut map,
+                        p.service_name(),
+                        s.service_name(),
+                        1,
+                        u64::from(s.is_error()),
+                    ),
+                    None => unresolved.push((
+                        s.trace_id,
+                        pid,
+                        s.service_name().to_string(),
+                        s.is_error(),
+                    )),
+                }
+            }
+            (st.blocks.clone(), by_id)
+        };
+        for b in &blocks {
             let m = &b.index.meta;
             if m.max_time < start || m.min_time > end_ns {
                 continue;
             }
             for (p, c, n, e) in b.index.dependencies() {
-                let v = map.entry((p.to_string(), c.to_string())).or_default();
-                v.0 += n;
-                v.1 += e;
+                add(&mut map, p, c, n, e);
+            }
+            for o in b.index.orphans.iter().filter(|o| in_window(o.start_ns)) {
+                unresolved.push((
+                    o.trace_id,
+                    o.parent_span_id,
+                    m.services[o.service as usize].clone(),
+                    o.error,
+                ));
+            }
+        }
+        // The parents: in memory, else in the blocks holding their trace.
+        let mut by_trace: HashMap<TraceId, Vec<(SpanId, String, bool)>> = HashMap::new();
+        for (t, pid, child, error) in unresolved {
+            match in_memory.get(&(t, pid)) {
+                Some(p) => add(&mut map, p.service_name(), &child, 1, u64::from(error)),
+                None => by_trace.entry(t).or_default().push((pid, child, error)),
+            }
+        }
+        drop(in_memory);
+        if by_trace.len() > MAX_ORPHAN_TRACES {
+            tracing::debug!(
+                traces = by_trace.len(),
+                "dependencies: too many traces span blocks; counting the first ones"
+            );
+        }
+        for (trace, calls) in by_trace.into_iter().take(MAX_ORPHAN_TRACES) {
+            let mut parents: HashMap<SpanId, String> = HashMap::new();
+            for b in &blocks {
+                if let Some(page) = b.index.page_of(&trace) {
+                    let raw = self.read_page(b, page).await?;
+                    for s in block::decode_page_trace(&raw, &trace)? {
+                        parents.insert(s.span_id, s.service_name().to_string());
+                    }
+                }
+            }
+            for (pid, child, error) in calls {
+                if let Some(p) = parents.get(&pid) {
+                    add(&mut map, p, &child, 1, u64::from(error));
+                }
             }
         }
         Ok(crate::links_from_map(map))
