@@ -44,6 +44,9 @@ pub struct ClientConfig {
     pub timeout: Duration,
     /// Compress request bodies with gzip.
     pub gzip: bool,
+    /// Ask the cluster for its HTTP nodes at start-up and spread requests
+    /// over them instead of the configured URLs.
+    pub sniff: bool,
 }
 
 impl Default for ClientConfig {
@@ -61,6 +64,7 @@ impl Default for ClientConfig {
             tls_skip_verify: false,
             timeout: Duration::from_secs(30),
             gzip: false,
+            sniff: false,
         }
     }
 }
@@ -140,7 +144,7 @@ impl EsResponse {
 /// A client for one cluster.
 pub struct EsClient {
     http: reqwest::Client,
-    urls: Vec<String>,
+    urls: parking_lot::RwLock<Vec<String>>,
     next: AtomicUsize,
     auth: Option<HeaderValue>,
     gzip: bool,
@@ -267,7 +271,7 @@ impl EsClient {
         };
         Ok(EsClient {
             http,
-            urls,
+            urls: parking_lot::RwLock::new(urls),
             next: AtomicUsize::new(0),
             auth,
             gzip: cfg.gzip,
@@ -298,9 +302,10 @@ impl EsClient {
             None => None,
         };
         let start = self.next.fetch_add(1, Ordering::Relaxed);
+        let urls = self.urls.read().clone();
         let mut last = None;
-        for i in 0..self.urls.len() {
-            let base = &self.urls[(start + i) % self.urls.len()];
+        for i in 0..urls.len() {
+            let base = &urls[(start + i) % urls.len()];
             let url = format!("{base}{path}");
             let mut req = self.http.request(method.clone(), &url);
             if let Some(a) = &self.auth {
@@ -354,6 +359,46 @@ impl EsClient {
             path: path.to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// The URLs requests rotate among.
+    pub fn urls(&self) -> Vec<String> {
+        self.urls.read().clone()
+    }
+
+    /// Replaces the URLs by the cluster's HTTP nodes (`GET /_nodes/http`),
+    /// with the scheme of the configured URLs; returns how many. Keeps the
+    /// configured URLs when the cluster names none.
+    pub async fn sniff(&self) -> Result<usize, EsError> {
+        let v = self
+            .json(
+                Method::GET,
+                "/_nodes/http?filter_path=nodes.*.http.publish_address",
+                None,
+            )
+            .await?;
+        let scheme = self
+            .urls
+            .read()
+            .first()
+            .and_then(|u| u.split_once("://").map(|(s, _)| s.to_string()))
+            .unwrap_or_else(|| "http".into());
+        let mut found: Vec<String> = v["nodes"]
+            .as_object()
+            .into_iter()
+            .flat_map(|nodes| nodes.values())
+            .filter_map(|n| n["http"]["publish_address"].as_str())
+            // "host/ip:port" or "ip:port"
+            .map(|a| a.rsplit('/').next().unwrap_or(a))
+            .map(|a| format!("{scheme}://{a}"))
+            .collect();
+        found.sort();
+        found.dedup();
+        if !found.is_empty() {
+            tracing::info!(nodes = ?found, "elasticsearch nodes sniffed");
+            *self.urls.write() = found.clone();
+        }
+        Ok(found.len())
     }
 
     /// `GET /`: which cluster this is.

@@ -150,6 +150,11 @@ impl EsStorage {
     pub async fn open(cfg: EsConfig) -> std::result::Result<EsStorage, EsError> {
         validate_prefix(&cfg.indices.prefix)?;
         let client = EsClient::new(&cfg.client)?;
+        if cfg.client.sniff
+            && let Err(e) = client.sniff().await
+        {
+            tracing::warn!(error = %e, "elasticsearch node sniffing failed; using the configured urls");
+        }
         let version = client.version().await?;
         let flavour = version
             .template_flavour()

@@ -789,3 +789,32 @@ async fn lifecycle_policies_per_distribution() {
         "{t}"
     );
 }
+
+#[tokio::test]
+async fn sniffing_replaces_the_urls_by_the_clusters_http_nodes() {
+    let (mock, url) = Mock::start(es8_root()).await;
+    let addr = url.trim_start_matches("http://").to_string();
+    mock.respond(move |s| {
+        s.path.starts_with("/_nodes/http").then(|| {
+            (
+                200,
+                json!({"nodes": {
+                    "n1": {"http": {"publish_address": format!("es-0.local/{addr}")}},
+                    "n2": {"http": {"publish_address": addr.clone()}},
+                }}),
+            )
+        })
+    });
+    let mut c = cfg("http://127.0.0.1:1");
+    // The configured URL is unreachable; the first one given must answer
+    // the sniff, so list the stand-in second.
+    c.client.urls = vec![url.clone(), "http://127.0.0.1:1".into()];
+    c.client.sniff = true;
+    let store = EsStorage::open(c).await.unwrap();
+    assert_eq!(
+        store.client().urls(),
+        vec![url.clone()],
+        "both nodes publish the same address"
+    );
+    assert_eq!(mock.requests("GET", "/_nodes/http").len(), 1);
+}

@@ -158,6 +158,8 @@ pub struct ElasticsearchSettings {
     pub timeout: Duration,
     /// Compress request bodies with gzip.
     pub gzip: bool,
+    /// Discover the cluster's HTTP nodes at start-up and use them.
+    pub sniff: bool,
     /// Prepended to index names with `-`.
     pub index_prefix: String,
     /// Between the date parts of index names.
@@ -202,6 +204,7 @@ impl Default for ElasticsearchSettings {
             tls_skip_verify: false,
             timeout: e.client.timeout,
             gzip: false,
+            sniff: false,
             index_prefix: String::new(),
             index_date_separator: "-".into(),
             span_rollover: RolloverFrequency::Day,
@@ -245,6 +248,7 @@ impl ElasticsearchSettings {
                 tls_skip_verify: self.tls_skip_verify,
                 timeout: self.timeout,
                 gzip: self.gzip,
+                sniff: self.sniff,
             },
             indices: es::IndexConfig {
                 prefix: self.index_prefix.clone(),

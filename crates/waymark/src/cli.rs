@@ -144,6 +144,9 @@ pub struct ServerArgs {
     /// (elasticsearch) Compress request bodies with gzip [default: false].
     #[arg(long, env = "WAYMARK_ES_GZIP")]
     pub es_gzip: Option<bool>,
+    /// (elasticsearch) Discover the cluster's HTTP nodes at start-up and spread requests over them [default: false].
+    #[arg(long, env = "WAYMARK_ES_SNIFF")]
+    pub es_sniff: Option<bool>,
     /// (elasticsearch) Index prefix, joined with - [default: none].
     #[arg(long, env = "WAYMARK_ES_INDEX_PREFIX")]
     pub es_index_prefix: Option<String>,
@@ -342,6 +345,9 @@ impl ServerArgs {
         }
         if let Some(v) = self.es_gzip {
             e.gzip = v;
+        }
+        if let Some(v) = self.es_sniff {
+            e.sniff = v;
         }
         if let Some(v) = &self.es_index_prefix {
             e.index_prefix = v.clone();
@@ -583,6 +589,7 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         es_tls_skip_verify,
         es_timeout,
         es_gzip,
+        es_sniff,
         es_index_prefix,
         es_index_date_separator,
         es_span_rollover,
