@@ -533,8 +533,11 @@ pub async fn sampling_state(store: &dyn Storage) {
         }],
     };
     ss.put_probabilities(probs(0.5)).await.unwrap();
-    ss.put_probabilities(probs(0.125)).await.unwrap();
-    assert_eq!(ss.latest_probabilities().await.unwrap(), Some(probs(0.125)));
+    // A value whose shortest decimal form needs all 17 digits: it must
+    // come back bit for bit (a restart hands out exactly what was computed).
+    let p = 0.031223980098382086;
+    ss.put_probabilities(probs(p)).await.unwrap();
+    assert_eq!(ss.latest_probabilities().await.unwrap(), Some(probs(p)));
 
     let ttl = std::time::Duration::from_secs(10);
     let s = 1_000 * MS;
