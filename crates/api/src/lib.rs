@@ -79,10 +79,4 @@ pub fn query_router(state: ApiState) -> Router {
         .with_state(state)
 }
 
-/// Nanoseconds since the epoch, now.
-pub(crate) fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+pub(crate) use waymark_model::now_unix_nanos as now_ns;

@@ -41,6 +41,7 @@ use crate::document::{
 };
 use crate::index::{IndexConfig, IndexKind};
 use crate::templates::{TemplateOptions, Version, index_template};
+use waymark_model::now_unix_nanos as now_ns;
 
 /// When a write becomes visible to searches.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -128,13 +129,6 @@ const SERVICE_CACHE_MAX: usize = 100_000;
 
 /// Most indices named in one request; wider ranges use a wildcard.
 const MAX_NAMED_INDICES: u64 = 100;
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 fn dur_ns(d: Duration) -> u64 {
     d.as_nanos().min(u64::MAX as u128) as u64

@@ -18,6 +18,14 @@ pub mod jaeger;
 mod value;
 pub use value::{AnyValue, KeyValue, find_attr};
 
+/// Nanoseconds since the Unix epoch, now (0 for a clock before 1970).
+pub fn now_unix_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
 /// A 16-byte trace id. The all-zero id is invalid.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct TraceId(pub [u8; 16]);

@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use serde_json::{Value, json};
+use waymark_model::now_unix_nanos as now_ns;
 use waymark_model::{AnyValue, Span};
 use waymark_storage::StorageError;
 use waymark_storage::sampling::{
@@ -221,13 +222,6 @@ pub struct Adaptive {
 }
 
 const LEASE: &str = "adaptive-sampling-leader";
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
 
 impl Adaptive {
     /// `id` names this collector in the store (unique per process).

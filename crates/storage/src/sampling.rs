@@ -18,6 +18,7 @@ use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::{Result, StorageError, StorageErrorKind};
+use waymark_model::now_unix_nanos as now_ns;
 
 /// Root spans one collector saw in one interval.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,13 +112,6 @@ pub struct FileSamplingStore {
 
 fn io_err(what: String, e: std::io::Error) -> StorageError {
     StorageError::with_source(StorageErrorKind::Io, what, e)
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 impl FileSamplingStore {

@@ -146,10 +146,4 @@ pub fn fixture_trace(start: u64) -> Vec<Span> {
     vec![root, child]
 }
 
-/// Nanoseconds since the epoch, now.
-pub fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
-}
+pub use waymark_model::now_unix_nanos as now_ns;

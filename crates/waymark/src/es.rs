@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use waymark_elasticsearch::{EsClient, cleaner, rollover};
 
 use crate::cli::ServerArgs;
+use waymark_model::now_unix_nanos as now_ns;
 
 /// `waymark es-cleaner DAYS`.
 #[derive(Args, Debug)]
@@ -73,13 +74,6 @@ pub enum RolloverAction {
         #[command(flatten)]
         server: ServerArgs,
     },
-}
-
-fn now_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
 }
 
 fn client(server: &ServerArgs) -> anyhow::Result<(EsClient, waymark_elasticsearch::EsConfig)> {
