@@ -20,7 +20,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Value, json};
-use waymark_storage::sampling::{SamplingProbabilities, SamplingStore, ThroughputBucket};
+use waymark_storage::sampling::{
+    Lease, SamplingProbabilities, SamplingStore, ThroughputBucket, check_lease_name,
+};
 use waymark_storage::{Result, StorageError, StorageErrorKind};
 
 use crate::client::{EsClient, EsError};
@@ -229,25 +231,17 @@ impl SamplingStore for EsSamplingStore {
         now_ns: u64,
         ttl: Duration,
     ) -> Result<bool> {
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(StorageError::new(
-                StorageErrorKind::Invalid,
-                format!("lease name {name:?}: use letters, digits and '-'"),
-            ));
-        }
+        check_lease_name(name)?;
         self.ensure_index().await?;
         let id = format!("lease-{name}");
-        let doc = json!({
-            "kind": "lease",
-            "holder": holder,
-            "until_ns": now_ns.saturating_add(ttl.as_nanos() as u64),
-        });
+        let mut doc =
+            serde_json::to_value(Lease::new(holder, now_ns, ttl)).expect("leases serialize");
+        doc["kind"] = json!("lease");
         match self.get_doc(&id).await? {
             Some(d) if d["found"].as_bool() != Some(false) => {
-                let src = &d["_source"];
-                let current = src["holder"].as_str().unwrap_or_default();
-                let until = src["until_ns"].as_u64().unwrap_or(0);
-                if current != holder && until > now_ns {
+                let current: Lease = serde_json::from_value(d["_source"].clone())
+                    .map_err(|e| corrupt("lease document", e))?;
+                if current.blocks(holder, now_ns) {
                     return Ok(false);
                 }
                 let (seq, term) = (d["_seq_no"].as_u64(), d["_primary_term"].as_u64());

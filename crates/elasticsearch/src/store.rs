@@ -699,19 +699,7 @@ impl Storage for EsStorage {
                 .collect();
             waymark_storage::dependencies_from_spans(in_window.iter().copied(), &mut sums);
         }
-        let mut out: Vec<DependencyLink> = sums
-            .into_iter()
-            .map(
-                |((parent, child), (call_count, error_count))| DependencyLink {
-                    parent,
-                    child,
-                    call_count,
-                    error_count,
-                },
-            )
-            .collect();
-        out.sort_by(|a, b| (&a.parent, &a.child).cmp(&(&b.parent, &b.child)));
-        Ok(out)
+        Ok(waymark_storage::links_from_map(sums))
     }
 
     async fn purge_before(&self, cutoff_ns: u64) -> Result<RetentionReport> {

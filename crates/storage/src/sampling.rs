@@ -91,10 +91,38 @@ pub trait SamplingStore: Send + Sync + 'static {
     ) -> Result<bool>;
 }
 
-#[derive(Serialize, Deserialize)]
-struct Lease {
-    holder: String,
-    until_ns: u64,
+/// A lease as backends store it: who holds it, and until when.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub holder: String,
+    pub until_ns: u64,
+}
+
+impl Lease {
+    /// The lease `holder` takes at `now_ns` for `ttl`.
+    pub fn new(holder: &str, now_ns: u64, ttl: Duration) -> Lease {
+        Lease {
+            holder: holder.to_string(),
+            until_ns: now_ns.saturating_add(ttl.as_nanos() as u64),
+        }
+    }
+
+    /// Whether this lease keeps `holder` from taking it at `now_ns`: it is
+    /// someone else's and has not expired.
+    pub fn blocks(&self, holder: &str, now_ns: u64) -> bool {
+        self.holder != holder && self.until_ns > now_ns
+    }
+}
+
+/// Lease names end up in file names and document ids: letters, digits, `-`.
+pub fn check_lease_name(name: &str) -> Result<()> {
+    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
+        return Err(StorageError::new(
+            StorageErrorKind::Invalid,
+            format!("lease name {name:?}: use letters, digits and '-'"),
+        ));
+    }
+    Ok(())
 }
 
 /// [`SamplingStore`] in a directory: `throughput.jsonl` (one JSON bucket
@@ -252,24 +280,15 @@ impl SamplingStore for FileSamplingStore {
         ttl: Duration,
     ) -> Result<bool> {
         self.writable()?;
-        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(StorageError::new(
-                StorageErrorKind::Invalid,
-                format!("lease name {name:?}: use letters, digits and '-'"),
-            ));
-        }
+        check_lease_name(name)?;
         let _g = self.lock.lock();
         let path = self.dir.join(format!("lease-{name}.json"));
         if let Some(l) = self.read_json::<Lease>(&path)?
-            && l.holder != holder
-            && l.until_ns > now_ns
+            && l.blocks(holder, now_ns)
         {
             return Ok(false);
         }
-        let lease = Lease {
-            holder: holder.to_string(),
-            until_ns: now_ns.saturating_add(ttl.as_nanos() as u64),
-        };
+        let lease = Lease::new(holder, now_ns, ttl);
         self.replace(
             &path,
             &serde_json::to_vec(&lease).expect("leases serialize"),
