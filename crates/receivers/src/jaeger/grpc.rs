@@ -55,22 +55,20 @@ fn span_id(b: &[u8]) -> u64 {
     u64::from_be_bytes(out)
 }
 
+/// Seconds and nanoseconds (a protobuf `Timestamp` or `Duration`) as
+/// nanoseconds, negatives as 0, saturating at the end of time.
+fn nanos(seconds: i64, nanos: i32) -> u64 {
+    (seconds.max(0) as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(nanos.max(0) as u64)
+}
+
 fn ts_ns(t: Option<prost_types::Timestamp>) -> u64 {
-    t.map(|t| {
-        (t.seconds.max(0) as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(t.nanos.max(0) as u64)
-    })
-    .unwrap_or(0)
+    t.map_or(0, |t| nanos(t.seconds, t.nanos))
 }
 
 fn dur_ns(d: Option<prost_types::Duration>) -> u64 {
-    d.map(|d| {
-        (d.seconds.max(0) as u64)
-            .saturating_mul(1_000_000_000)
-            .saturating_add(d.nanos.max(0) as u64)
-    })
-    .unwrap_or(0)
+    d.map_or(0, |d| nanos(d.seconds, d.nanos))
 }
 
 /// Converts a `PostSpansRequest` batch (pure; used by tests too).
