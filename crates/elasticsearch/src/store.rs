@@ -186,7 +186,6 @@ impl EsStorage {
     fn items(&self, spans: &[Span]) -> Vec<Item> {
         let mut items = Vec::with_capacity(spans.len() + 8);
         let mut services: HashSet<(String, String)> = HashSet::new();
-        let written = self.services_written.lock();
         for span in spans {
             let doc = SpanDocument::from_span(span, &self.cfg.tags_as_fields);
             let encoded = serde_json::to_vec(&doc).expect("span documents serialize");
@@ -202,7 +201,9 @@ impl EsStorage {
                 self.cfg.indices.write_target(IndexKind::Service, start),
                 sdoc.id(),
             );
-            if written.contains(&key) || !services.insert(key.clone()) {
+            // The cache lock is taken only for a pair new in this batch,
+            // never while documents are encoded.
+            if !services.insert(key.clone()) || self.services_written.lock().contains(&key) {
                 continue;
             }
             items.push(Item {
