@@ -7,24 +7,12 @@ import json
 import sys
 import time
 
-from jaeger_client import Config
+from jaeger_remote import remote_sampled_tracer
 
 
 def main(host: str, sampling_port: int, agent_port: int, service: str, seconds: float,
          hot_rate: float, cold_rate: float) -> None:
-    tracer = Config(
-        config={
-            "sampling_refresh_interval": 0.5,
-            "local_agent": {"reporting_host": host, "reporting_port": agent_port,
-                            "sampling_port": sampling_port},
-            "logging": False,
-        },
-        service_name=service,
-        validate=True,
-    ).new_tracer()
-    deadline = time.time() + 10
-    while time.time() < deadline and type(tracer.sampler.sampler).__name__ != "AdaptiveSampler":
-        time.sleep(0.05)
+    tracer = remote_sampled_tracer(host, sampling_port, agent_port, service, 0.5)
     per_second = []
     start = time.time()
     next_hot = next_cold = start

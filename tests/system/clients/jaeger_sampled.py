@@ -6,25 +6,11 @@ import json
 import sys
 import time
 
-from jaeger_client import Config
+from jaeger_remote import remote_sampled_tracer
 
 
 def main(host: str, sampling_port: int, agent_port: int, service: str) -> None:
-    tracer = Config(
-        config={
-            # No sampler type: the client then polls the sampling port.
-            "sampling_refresh_interval": 0.2,
-            "local_agent": {"reporting_host": host, "reporting_port": agent_port,
-                            "sampling_port": sampling_port},
-            "logging": False,
-        },
-        service_name=service,
-        validate=True,
-    ).new_tracer()
-    # Wait until the remote strategy replaced the initial "sample nothing".
-    deadline = time.time() + 10
-    while time.time() < deadline and type(tracer.sampler.sampler).__name__ != "AdaptiveSampler":
-        time.sleep(0.05)
+    tracer = remote_sampled_tracer(host, sampling_port, agent_port, service, 0.2)
     sampled = {"keep": [], "drop": []}
     for op in ("keep", "drop"):
         for _ in range(10):
