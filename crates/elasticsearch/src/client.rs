@@ -144,7 +144,8 @@ impl EsResponse {
 /// A client for one cluster.
 pub struct EsClient {
     http: reqwest::Client,
-    urls: parking_lot::RwLock<Vec<String>>,
+    /// Swapped whole by sniffing; requests take a cheap snapshot.
+    urls: parking_lot::RwLock<std::sync::Arc<Vec<String>>>,
     next: AtomicUsize,
     auth: Option<HeaderValue>,
     gzip: bool,
@@ -271,7 +272,7 @@ impl EsClient {
         };
         Ok(EsClient {
             http,
-            urls: parking_lot::RwLock::new(urls),
+            urls: parking_lot::RwLock::new(std::sync::Arc::new(urls)),
             next: AtomicUsize::new(0),
             auth,
             gzip: cfg.gzip,
@@ -363,7 +364,7 @@ impl EsClient {
 
     /// The URLs requests rotate among.
     pub fn urls(&self) -> Vec<String> {
-        self.urls.read().clone()
+        self.urls.read().as_ref().clone()
     }
 
     /// Replaces the URLs by the cluster's HTTP nodes (`GET /_nodes/http`),
@@ -396,7 +397,7 @@ impl EsClient {
         found.dedup();
         if !found.is_empty() {
             tracing::info!(nodes = ?found, "elasticsearch nodes sniffed");
-            *self.urls.write() = found.clone();
+            *self.urls.write() = std::sync::Arc::new(found.clone());
         }
         Ok(found.len())
     }
