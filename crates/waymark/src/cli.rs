@@ -24,11 +24,11 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Receivers, embedded storage and the query API in one process (default).
+    /// Receivers, storage and the query API in one process (default).
     AllInOne(ServerArgs),
     /// Receivers and the storage writer, without the query API.
     Collector(ServerArgs),
-    /// The query API over a data directory written by a collector (read-only).
+    /// The query API over what a collector stores: its data directory (read-only) or the same Elasticsearch.
     Query(ServerArgs),
     /// Per-node agent: receives locally, queues on disk, forwards to collectors.
     Agent(ServerArgs),
