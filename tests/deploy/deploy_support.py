@@ -541,13 +541,24 @@ class FakeCluster:
                 raise AssertionError(f"unsupported env entry {e}")
         log = self.root / f"{pod}-{container['name']}.log"
         preexec: Callable[[], None] | None = None
+        binary = waymark_bin()
         if run_as_nobody and os.geteuid() == 0:
             def preexec() -> None:
                 os.setgroups([])
                 os.setgid(65534)
                 os.setuid(65534)
+            # nobody may not be able to reach the build's directory (a cargo
+            # target under root's home): run a copy from the cluster's root,
+            # which every user can traverse, as the image's /usr/local/bin is.
+            copied = self.root / "image-bin" / "waymark"
+            if not copied.exists():
+                copied.parent.mkdir(mode=0o755, exist_ok=True)
+                os.chmod(copied.parent, 0o755)
+                shutil.copy2(binary, copied)
+                os.chmod(copied, 0o755)
+            binary = copied
         with open(log, "wb") as out:
-            proc = subprocess.Popen([str(waymark_bin())] + args, env=env, stdin=subprocess.DEVNULL,
+            proc = subprocess.Popen([str(binary)] + args, env=env, stdin=subprocess.DEVNULL,
                                     stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
                                     preexec_fn=preexec, cwd=self.root)
         rc = RunningContainer(container["name"], container, args, proc, log, dict(ports), workload)
