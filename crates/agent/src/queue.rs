@@ -118,7 +118,14 @@ impl DiskQueue {
         let mut segments = BTreeMap::new();
         for seq in wal::list_segments(&cfg.dir)? {
             let r = wal::replay_segment(&cfg.dir, seq, false)?;
-            if r.truncated_bytes > 0 {
+            if r.is_corrupt() {
+                tracing::error!(
+                    segment = seq,
+                    damaged_ranges = r.damage.len() + usize::from(r.tail_corrupt),
+                    good_records = r.records.len(),
+                    "queue segment has damaged records; every good record is kept and delivered"
+                );
+            } else if r.truncated_bytes > 0 {
                 tracing::warn!(
                     segment = seq,
                     bytes = r.truncated_bytes,
@@ -250,7 +257,9 @@ impl DiskQueue {
                     max: self.cfg.max_bytes,
                 });
             }
-            if g.writer.len >= self.cfg.segment_bytes {
+            // A failed append closes its segment (the writer never appends
+            // behind a failure): start the next one before taking more.
+            if g.writer.len >= self.cfg.segment_bytes || g.writer.is_broken() {
                 let next = g.writer.seq + 1;
                 g.writer = SegmentWriter::create(&self.cfg.dir, next)?;
                 let len = g.writer.len;

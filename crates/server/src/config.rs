@@ -101,6 +101,11 @@ pub struct StorageConfig {
     pub head_max_age: Duration,
     /// zstd level of block pages (1–19).
     pub zstd_level: i32,
+    /// Writes are refused while the data directory's file system has less
+    /// free space than the larger of this many bytes ...
+    pub min_free_bytes: u64,
+    /// ... and this percentage of its size.
+    pub min_free_percent: f64,
     /// Where spans are stored: `embedded` (the data directory) or
     /// `elasticsearch` (Elasticsearch or OpenSearch, Jaeger's index layout).
     pub backend: StorageBackend,
@@ -290,6 +295,8 @@ impl Default for StorageConfig {
             head_max_bytes: e.head_max_bytes,
             head_max_age: e.head_max_age,
             zstd_level: e.zstd_level,
+            min_free_bytes: e.watermark.min_free_bytes,
+            min_free_percent: e.watermark.min_free_percent,
             backend: StorageBackend::Embedded,
             elasticsearch: ElasticsearchSettings::default(),
         }

@@ -530,6 +530,10 @@ async fn open_storage(
     ecfg.head_max_bytes = cfg.storage.head_max_bytes;
     ecfg.head_max_age = cfg.storage.head_max_age;
     ecfg.zstd_level = cfg.storage.zstd_level;
+    ecfg.watermark = waymark_storage::Watermark {
+        min_free_bytes: cfg.storage.min_free_bytes,
+        min_free_percent: cfg.storage.min_free_percent,
+    };
     let started = std::time::Instant::now();
     let embedded = Arc::new(if mode.ingests() {
         EmbeddedStorage::open(ecfg)

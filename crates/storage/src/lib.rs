@@ -19,7 +19,7 @@ pub mod codec;
 pub mod embedded;
 pub mod sampling;
 
-pub use embedded::{EmbeddedConfig, EmbeddedStorage, FsyncPolicy};
+pub use embedded::{EmbeddedConfig, EmbeddedStorage, FsyncPolicy, Watermark};
 
 /// Errors a backend reports. `kind` says what the caller can do about it.
 #[derive(Debug, thiserror::Error)]
@@ -224,6 +224,28 @@ pub struct StorageStats {
     pub blocks: u64,
     pub head_spans: u64,
     pub stored_spans: u64,
+    /// Free bytes on the data directory's file system, when it has one.
+    pub disk_free_bytes: Option<u64>,
+    /// WAL appends, syncs or segment creations that failed (counter).
+    pub wal_faults: u64,
+    /// Writes refused because storage could not take them: a WAL fault or
+    /// the free-space watermark (counter).
+    pub refused_writes: u64,
+    /// Block writes that failed and are being retried (counter).
+    pub block_write_failures: u64,
+    /// Files found damaged: WAL segments with bad records, blocks that
+    /// failed a checksum (counter).
+    pub corrupt_files: u64,
+}
+
+/// What a backend says about its ability to serve, for `/ready`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageHealth {
+    /// Why writes are refused right now; `None` when they are accepted.
+    pub refusing_writes: Option<String>,
+    /// Conditions an operator should know about that do not stop writes:
+    /// damaged files found and set aside, block writes being retried.
+    pub warnings: Vec<String>,
 }
 
 /// What a retention pass removed.
@@ -271,6 +293,11 @@ pub trait Storage: Send + Sync + 'static {
     /// example during WAL replay).
     fn is_ready(&self) -> bool {
         true
+    }
+
+    /// Whether writes are accepted now, and what is wrong if anything.
+    fn health(&self) -> StorageHealth {
+        StorageHealth::default()
     }
 
     /// Where adaptive sampling keeps its state in this backend, if it can.

@@ -207,6 +207,12 @@ pub struct ServerArgs {
     /// zstd level of block pages, 1-19 [default: 3].
     #[arg(long, env = "WAYMARK_ZSTD_LEVEL", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: Option<i32>,
+    /// Refuse writes (503, reads keep working) while the data directory's disk has less free space than this many bytes or --storage-min-free-percent, whichever is larger; 0 with 0% turns it off [default: 16777216].
+    #[arg(long, env = "WAYMARK_STORAGE_MIN_FREE_BYTES")]
+    pub storage_min_free_bytes: Option<u64>,
+    /// Free space, as a percentage of the data directory's disk, below which writes are refused [default: 1].
+    #[arg(long, env = "WAYMARK_STORAGE_MIN_FREE_PERCENT", value_parser = percent)]
+    pub storage_min_free_percent: Option<f64>,
     /// Largest request body in bytes, before and after decompression [default: 16777216].
     #[arg(long, env = "WAYMARK_MAX_REQUEST_BYTES")]
     pub max_request_bytes: Option<usize>,
@@ -437,6 +443,12 @@ impl ServerArgs {
         if let Some(v) = self.zstd_level {
             c.storage.zstd_level = v;
         }
+        if let Some(v) = self.storage_min_free_bytes {
+            c.storage.min_free_bytes = v;
+        }
+        if let Some(v) = self.storage_min_free_percent {
+            c.storage.min_free_percent = v;
+        }
         if let Some(v) = self.max_batch_spans {
             c.pipeline.max_batch_spans = v;
         }
@@ -560,6 +572,14 @@ pub async fn dispatch(cli: Cli) -> anyhow::Result<()> {
 }
 
 /// Global flags given before the subcommand count too; the subcommand's win.
+/// A percentage, 0 to 100.
+fn percent(s: &str) -> Result<f64, String> {
+    match s.trim_end_matches('%').parse::<f64>() {
+        Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a percentage between 0 and 100")),
+    }
+}
+
 fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
     macro_rules! pick {
         ($($f:ident),*) => { ServerArgs { $($f: sub.$f.or(global.$f)),* } };
@@ -619,6 +639,8 @@ fn merge(global: ServerArgs, sub: ServerArgs) -> ServerArgs {
         head_max_spans,
         head_max_bytes,
         zstd_level,
+        storage_min_free_bytes,
+        storage_min_free_percent,
         max_batch_spans,
         queue_max_wait,
         max_request_bytes,

@@ -517,6 +517,79 @@ pub fn decode_page_trace(raw: &[u8], id: &TraceId) -> Result<Vec<Span>, StorageE
     Ok(out)
 }
 
+/// What [`salvage`] recovered from a damaged block.
+#[derive(Debug, Default)]
+pub struct Salvage {
+    /// Every span of every page that passed its checks.
+    pub spans: Vec<Span>,
+    pub good_pages: usize,
+    /// Pages that failed their checksum or could not be decoded.
+    pub bad_pages: usize,
+}
+
+/// The zstd frame magic, little-endian, that starts every page.
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Recovers the intact pages of a damaged block. With its index (the
+/// footer and index verified) each page is checked against its page-table
+/// checksum; without one (a bad footer or index, a truncated file) the
+/// pages are found as consecutive zstd frames after the header, and a page
+/// is kept only if it inflates and decodes whole.
+pub fn salvage(bytes: &[u8], index: Option<&BlockIndex>) -> Salvage {
+    let mut out = Salvage::default();
+    if let Some(index) = index {
+        for page in &index.pages {
+            let range = page.offset as usize..page.offset as usize + page.len as usize;
+            let decoded = bytes
+                .get(range)
+                .ok_or_else(|| corrupt("page beyond the end of the block"))
+                .and_then(|b| inflate_page(&Bytes::copy_from_slice(b), page))
+                .and_then(|raw| decode_page(&raw));
+            match decoded {
+                Ok(spans) => {
+                    out.good_pages += 1;
+                    out.spans.extend(spans);
+                }
+                Err(_) => out.bad_pages += 1,
+            }
+        }
+        return out;
+    }
+    let mut pos = 8usize.min(bytes.len());
+    while pos + 4 <= bytes.len() {
+        if bytes[pos..pos + 4] != ZSTD_MAGIC {
+            // Lost track (a damaged frame): find the next frame start.
+            match bytes[pos + 1..].windows(4).position(|w| w == ZSTD_MAGIC) {
+                Some(skip) => {
+                    pos += 1 + skip;
+                    continue;
+                }
+                None => break,
+            }
+        }
+        let frame_len = match zstd::zstd_safe::find_frame_compressed_size(&bytes[pos..]) {
+            Ok(n) if n > 0 => n,
+            _ => {
+                out.bad_pages += 1;
+                pos += 1;
+                continue;
+            }
+        };
+        let frame = &bytes[pos..pos + frame_len];
+        // The index is a zstd frame too, and not a page; a damaged page
+        // fails here as well. Both are skipped.
+        if let Ok(spans) = zstd::stream::decode_all(frame)
+            .map_err(|e| StorageError::with_source(StorageErrorKind::Corrupt, "page", e))
+            .and_then(|raw| decode_page(&raw))
+        {
+            out.good_pages += 1;
+            out.spans.extend(spans);
+        }
+        pos += frame_len;
+    }
+    out
+}
+
 /// Scans decoded page spans for matches.
 pub fn search_spans(spans: &[Span], q: &TraceQuery, out: &mut Vec<TraceHit>) {
     for s in spans {

@@ -13,14 +13,15 @@
 
 mod block;
 mod head;
+mod space;
 pub mod wal;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -34,10 +35,11 @@ use waymark_model::{Span, SpanId, SpanKind, Trace, TraceId};
 
 pub use block::{BLOCK_VERSION, BlockIndex, BlockMeta};
 use head::Head;
+pub use space::{DiskSpace, Watermark};
 
 use crate::{
     DependencyLink, Operation, Result, RetentionReport, Storage, StorageError, StorageErrorKind,
-    StorageStats, TraceHit, TraceQuery, codec, rank_traces,
+    StorageHealth, StorageStats, TraceHit, TraceQuery, codec, rank_traces,
 };
 
 /// When the WAL is synced to disk before a write is acknowledged.
@@ -85,6 +87,24 @@ pub struct EmbeddedConfig {
     pub zstd_level: i32,
     /// Inflated pages kept in memory for repeated reads.
     pub page_cache_pages: usize,
+    /// Free space below which writes are refused.
+    pub watermark: Watermark,
+    /// Faults injected into WAL writes (tests only).
+    pub wal_faults: FaultHook,
+}
+
+/// Faults a test injects into the engine's WAL writes; empty in production.
+#[derive(Clone, Default)]
+pub struct FaultHook(pub Option<Arc<dyn wal::WalFaults>>);
+
+impl std::fmt::Debug for FaultHook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "FaultHook(set)"
+        } else {
+            "FaultHook(none)"
+        })
+    }
 }
 
 impl EmbeddedConfig {
@@ -98,6 +118,8 @@ impl EmbeddedConfig {
             page_target_bytes: 256 << 10,
             zstd_level: 3,
             page_cache_pages: 64,
+            watermark: Watermark::default(),
+            wal_faults: FaultHook::default(),
         }
     }
 }
@@ -121,7 +143,55 @@ struct Shared {
     state: RwLock<State>,
     cache: Mutex<PageCache>,
     ready: AtomicBool,
+    /// Set by `close`: background retries stop.
+    closed: AtomicBool,
     stored_spans: AtomicU64,
+    counters: Counters,
+    condition: Mutex<Condition>,
+    /// Blocks being repaired (by path), so each is repaired once.
+    repairing: Mutex<BTreeSet<String>>,
+    /// Opened beside a writer in another process: nothing on disk changes.
+    read_only: bool,
+}
+
+/// Fault counters, read by `stats`.
+#[derive(Default)]
+struct Counters {
+    wal_faults: AtomicU64,
+    refused_writes: AtomicU64,
+    block_write_failures: AtomicU64,
+    corrupt_files: AtomicU64,
+    /// Last free-space reading; `u64::MAX` before the first.
+    disk_free: AtomicU64,
+}
+
+/// The engine's fault state, read by `health`.
+#[derive(Default)]
+struct Condition {
+    /// Why writes are refused now (published by the WAL thread).
+    refusing: Option<String>,
+    /// Standing warnings by subject (a file, "block writes").
+    warnings: BTreeMap<String, String>,
+}
+
+impl Shared {
+    fn warn(&self, subject: impl Into<String>, message: impl Into<String>) {
+        self.condition
+            .lock()
+            .warnings
+            .insert(subject.into(), message.into());
+    }
+
+    fn clear_warning(&self, subject: &str) {
+        self.condition.lock().warnings.remove(subject);
+    }
+
+    /// Counts and reports a damaged file.
+    fn report_corrupt(&self, subject: String, message: String) {
+        self.counters.corrupt_files.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(file = %subject, problem = %message, "damaged file found");
+        self.warn(subject, message);
+    }
 }
 
 enum Cmd {
@@ -172,7 +242,7 @@ impl EmbeddedStorage {
                 .map_err(|e| io("opening block store", e))?,
         );
 
-        let blocks = load_blocks(store.as_ref()).await?;
+        let (blocks, damaged_blocks) = load_blocks(store.as_ref()).await?;
         let covered: Vec<(u64, u64)> = blocks
             .iter()
             .map(|b| {
@@ -184,29 +254,51 @@ impl EmbeddedStorage {
             .collect();
         let max_covered = covered.iter().map(|c| c.1).max().unwrap_or(0);
 
-        let (head, next_seq, replayed) = replay_wal(&wal_dir, &covered, max_covered, false)?;
+        let replay = replay_wal(&cfg.data_dir, &covered, max_covered, false)?;
 
         let stored: u64 = blocks.iter().map(|b| b.index.meta.span_count).sum();
         let shared = Arc::new(Shared {
             store,
             wal_dir: wal_dir.clone(),
             state: RwLock::new(State {
-                head,
+                head: replay.head,
                 frozen: Vec::new(),
                 blocks: blocks.into_iter().map(Arc::new).collect(),
             }),
             cache: Mutex::new(PageCache::new(cfg.page_cache_pages)),
             ready: AtomicBool::new(false),
-            stored_spans: AtomicU64::new(stored + replayed as u64),
+            closed: AtomicBool::new(false),
+            stored_spans: AtomicU64::new(stored + replay.spans as u64),
+            counters: Counters {
+                disk_free: AtomicU64::new(u64::MAX),
+                ..Default::default()
+            },
+            condition: Mutex::new(Condition::default()),
+            repairing: Mutex::new(BTreeSet::new()),
+            read_only: false,
             cfg,
         });
-        let segment = wal::SegmentWriter::create(&wal_dir, next_seq)?;
+        for (subject, message) in replay.damaged {
+            shared.report_corrupt(subject, message);
+        }
+        // Damaged blocks are repaired before the store opens, so that what
+        // it serves from the start is everything still intact.
+        for d in damaged_blocks {
+            repair_block(&shared, d.path, None, d.why).await;
+        }
+        tokio::spawn(scrub_blocks(shared.clone()));
+        let mut writer = WalWriter::new(
+            shared.clone(),
+            tokio::runtime::Handle::current(),
+            replay.next_seq,
+        );
+        // A store that cannot start its first segment still opens: it
+        // serves reads and refuses writes until the segment can be made.
+        writer.start_segment();
         let (tx, rx) = mpsc::channel();
-        let rt = tokio::runtime::Handle::current();
-        let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("waymark-wal".into())
-            .spawn(move || wal_thread(sh, rx, segment, rt))
+            .spawn(move || writer.run(rx))
             .map_err(|e| io("starting wal thread", e))?;
         shared.ready.store(true, Ordering::Release);
         let sampling = Arc::new(crate::sampling::FileSamplingStore::open(
@@ -257,7 +349,15 @@ impl EmbeddedStorage {
                 }),
                 cache: Mutex::new(PageCache::new(cfg.page_cache_pages)),
                 ready: AtomicBool::new(false),
+                closed: AtomicBool::new(false),
                 stored_spans: AtomicU64::new(0),
+                counters: Counters {
+                    disk_free: AtomicU64::new(u64::MAX),
+                    ..Default::default()
+                },
+                condition: Mutex::new(Condition::default()),
+                repairing: Mutex::new(BTreeSet::new()),
+                read_only: true,
                 cfg,
             }),
             tx,
@@ -271,7 +371,10 @@ impl EmbeddedStorage {
 
     /// Re-reads the block list and the WAL (read-only mode).
     pub async fn refresh(&self) -> Result<()> {
-        let blocks = load_blocks(self.shared.store.as_ref()).await?;
+        let (blocks, damaged) = load_blocks(self.shared.store.as_ref()).await?;
+        for d in damaged {
+            repair_block(&self.shared, d.path, None, d.why).await;
+        }
         let covered: Vec<(u64, u64)> = blocks
             .iter()
             .map(|b| {
@@ -282,7 +385,14 @@ impl EmbeddedStorage {
             })
             .collect();
         let max_covered = covered.iter().map(|c| c.1).max().unwrap_or(0);
-        let (head, _, replayed) = replay_wal(&self.shared.wal_dir, &covered, max_covered, true)?;
+        let replay = replay_wal(&self.shared.cfg.data_dir, &covered, max_covered, true)?;
+        for (subject, message) in replay.damaged {
+            let known = self.shared.condition.lock().warnings.contains_key(&subject);
+            if !known {
+                self.shared.report_corrupt(subject, message);
+            }
+        }
+        let (head, replayed) = (replay.head, replay.spans);
         let stored: u64 = blocks.iter().map(|b| b.index.meta.span_count).sum();
         let mut st = self.shared.state.write();
         // Keep already-loaded blocks (and their cached pages) by id.
@@ -309,6 +419,7 @@ impl EmbeddedStorage {
     /// this fail with `Unavailable`.
     pub fn close(&self) {
         self.shared.ready.store(false, Ordering::Release);
+        self.shared.closed.store(true, Ordering::Release);
         let _ = self.tx.send(Cmd::Shutdown);
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
@@ -328,7 +439,26 @@ impl EmbeddedStorage {
             .get_range(&block.path, page.offset..page.offset + page.len as u64)
             .await
             .map_err(|e| io(format!("reading {}", block.path), e))?;
-        let raw = Arc::new(block::inflate_page(&bytes, page)?);
+        let raw = match block::inflate_page(&bytes, page) {
+            Ok(raw) => Arc::new(raw),
+            Err(e) => {
+                let msg = format!(
+                    "block {} is damaged: page {page_no} fails its check ({e}); {}",
+                    block.path,
+                    if self.shared.read_only {
+                        "the writing process repairs it"
+                    } else {
+                        "its intact pages are being moved to a repaired block and the damaged file set aside (see /ready)"
+                    }
+                );
+                let sh = self.shared.clone();
+                let b = block.clone();
+                tokio::spawn(async move {
+                    repair_block(&sh, b.path.clone(), Some(b), e).await;
+                });
+                return Err(StorageError::new(StorageErrorKind::Corrupt, msg));
+            }
+        };
         self.shared.cache.lock().put(key, raw.clone());
         Ok(raw)
     }
@@ -340,19 +470,36 @@ impl Drop for EmbeddedStorage {
     }
 }
 
+/// What replaying the WAL rebuilt.
+struct WalReplay {
+    head: Head,
+    next_seq: u64,
+    spans: usize,
+    /// Damaged segments: (file, what was found).
+    damaged: Vec<(String, String)>,
+}
+
+/// Where damaged files are copied or moved, under the data directory.
+const QUARANTINE_DIR: &str = "quarantine";
+
 /// Rebuilds the head from the WAL segments no block covers. A writer
 /// deletes covered segments and truncates torn tails; a read-only opener
-/// touches nothing.
+/// touches nothing. A segment with damage (bad records followed by good
+/// ones, or a whole record whose checksum fails) keeps every good record;
+/// a writer copies it to `quarantine/` first, for inspection.
 fn replay_wal(
-    wal_dir: &std::path::Path,
+    data_dir: &std::path::Path,
     covered: &[(u64, u64)],
     max_covered: u64,
     read_only: bool,
-) -> Result<(Head, u64, usize)> {
+) -> Result<WalReplay> {
+    let wal_dir = data_dir.join("wal");
+    let wal_dir = wal_dir.as_path();
     let segments = wal::list_segments(wal_dir)?;
     let next_seq = segments.last().copied().unwrap_or(0).max(max_covered) + 1;
     let mut head = Head::new(next_seq);
     let mut replayed = 0usize;
+    let mut damaged = Vec::new();
     for &seq in &segments {
         if covered.iter().any(|(a, b)| (*a..=*b).contains(&seq)) {
             // Its block was written before a crash kept us from deleting
@@ -362,13 +509,50 @@ fn replay_wal(
             }
             continue;
         }
-        let r = match wal::replay_segment(wal_dir, seq, read_only) {
+        let path = wal::segment_path(wal_dir, seq);
+        let r = match wal::replay_segment(wal_dir, seq, true) {
             Ok(r) => r,
             // The writer deleted it since we listed the directory.
-            Err(_) if read_only && !wal::segment_path(wal_dir, seq).exists() => continue,
+            Err(_) if read_only && !path.exists() => continue,
+            Err(e) if e.kind == StorageErrorKind::Corrupt => {
+                // Not a segment at all (its header is bad): set it aside
+                // whole rather than refuse to start.
+                let name = path.display().to_string();
+                if !read_only {
+                    let _ = quarantine_file(data_dir, &path, true);
+                }
+                damaged.push((name, format!("{e}; moved to {QUARANTINE_DIR}/")));
+                continue;
+            }
             Err(e) => return Err(e),
         };
-        if r.truncated_bytes > 0 && !read_only {
+        let r = if r.is_corrupt() {
+            let skipped: u64 = r.damage.iter().map(|d| d.len).sum::<u64>()
+                + if r.tail_corrupt { r.truncated_bytes } else { 0 };
+            let mut msg = format!(
+                "wal segment has damaged records: {skipped} bytes in {} place(s) fail their checksums; \
+                 the {} good records around them were kept",
+                r.damage.len() + usize::from(r.tail_corrupt),
+                r.records.len()
+            );
+            if !read_only {
+                match quarantine_file(data_dir, &path, false) {
+                    Ok(to) => msg.push_str(&format!("; a copy is in {}", to.display())),
+                    Err(e) => msg.push_str(&format!("; could not keep a copy: {e}")),
+                }
+            }
+            damaged.push((path.display().to_string(), msg));
+            if read_only {
+                r
+            } else {
+                wal::replay_segment(wal_dir, seq, false)?
+            }
+        } else if r.truncated_bytes > 0 && !read_only {
+            wal::replay_segment(wal_dir, seq, false)?
+        } else {
+            r
+        };
+        if r.truncated_bytes > 0 && !read_only && !r.tail_corrupt {
             tracing::warn!(
                 segment = seq,
                 bytes = r.truncated_bytes,
@@ -379,12 +563,21 @@ fn replay_wal(
             head.first_segment = seq;
         }
         for rec in r.records {
-            let spans = codec::decode_spans(&rec)?;
-            replayed += spans.len();
-            head.insert(spans, rec.len());
+            match codec::decode_spans(&rec) {
+                Ok(spans) => {
+                    replayed += spans.len();
+                    head.insert(spans, rec.len());
+                }
+                // Its checksum held, so this is a batch of a version we
+                // cannot read: report it, keep the rest.
+                Err(e) => damaged.push((
+                    path.display().to_string(),
+                    format!("a wal record could not be decoded: {e}"),
+                )),
+            }
         }
         if head.is_empty() && !read_only {
-            let _ = std::fs::remove_file(wal::segment_path(wal_dir, seq));
+            let _ = std::fs::remove_file(&path);
         }
     }
     if head.is_empty() {
@@ -394,10 +587,46 @@ fn replay_wal(
     if replayed > 0 && !read_only {
         tracing::info!(spans = replayed, "replayed wal");
     }
-    Ok((head, next_seq, replayed))
+    Ok(WalReplay {
+        head,
+        next_seq,
+        spans: replayed,
+        damaged,
+    })
 }
 
-async fn load_blocks(store: &dyn ObjectStore) -> Result<Vec<Block>> {
+/// Copies (or moves) a damaged file into `quarantine/`, named after it and
+/// the time, and returns where it went.
+fn quarantine_file(
+    data_dir: &std::path::Path,
+    path: &std::path::Path,
+    move_it: bool,
+) -> std::io::Result<PathBuf> {
+    let dir = data_dir.join(QUARANTINE_DIR);
+    std::fs::create_dir_all(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let to = dir.join(format!(
+        "{}-{name}",
+        waymark_model::now_unix_nanos() / 1_000_000
+    ));
+    if move_it {
+        std::fs::rename(path, &to)?;
+    } else {
+        std::fs::copy(path, &to)?;
+    }
+    Ok(to)
+}
+
+/// A block that could not be opened because it is damaged.
+struct DamagedBlock {
+    path: ObjPath,
+    why: StorageError,
+}
+
+async fn load_blocks(store: &dyn ObjectStore) -> Result<(Vec<Block>, Vec<DamagedBlock>)> {
     let prefix = ObjPath::from(BLOCK_PREFIX);
     let metas: Vec<_> = store
         .list(Some(&prefix))
@@ -405,18 +634,23 @@ async fn load_blocks(store: &dyn ObjectStore) -> Result<Vec<Block>> {
         .await
         .map_err(|e| io("listing blocks", e))?;
     let mut out = Vec::new();
+    let mut damaged = Vec::new();
     for m in metas {
         if !m.location.as_ref().ends_with(BLOCK_SUFFIX) {
             continue;
         }
         match load_block(store, m.location.clone(), m.size).await {
             Ok(b) => out.push(b),
+            Err(e) if e.kind == StorageErrorKind::Corrupt => damaged.push(DamagedBlock {
+                path: m.location,
+                why: e,
+            }),
             Err(e) => {
                 tracing::error!(block = %m.location, error = %e, "skipping unreadable block")
             }
         }
     }
-    Ok(out)
+    Ok((out, damaged))
 }
 
 async fn load_block(store: &dyn ObjectStore, path: ObjPath, size: u64) -> Result<Block> {
@@ -439,175 +673,591 @@ async fn load_block(store: &dyn ObjectStore, path: ObjPath, size: u64) -> Result
     Ok(Block { path, index, size })
 }
 
-fn wal_thread(
-    shared: Arc<Shared>,
-    rx: mpsc::Receiver<Cmd>,
-    mut segment: wal::SegmentWriter,
-    rt: tokio::runtime::Handle,
-) {
-    let policy = shared.cfg.fsync;
-    let mut pending: Vec<(Vec<Span>, usize, oneshot::Sender<Result<()>>)> = Vec::new();
-    loop {
-        let first = match rx.recv_timeout(Duration::from_millis(500)) {
-            Ok(c) => c,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                maybe_cut(&shared, &mut segment, &rt, false);
-                continue;
-            }
-            Err(mpsc::RecvTimeoutError::Disconnected) => return,
-        };
-        let mut cmds = vec![first];
-        while cmds.len() < 4096 {
-            match rx.try_recv() {
-                Ok(c) => cmds.push(c),
-                Err(_) => break,
-            }
-        }
-        let mut shutdown = false;
-        for cmd in cmds {
-            match cmd {
-                Cmd::Write {
-                    payload,
-                    spans,
-                    ack,
-                } => {
-                    segment.append(&payload);
-                    pending.push((spans, payload.len(), ack));
-                    if policy == FsyncPolicy::Always {
-                        commit(&shared, &mut segment, &mut pending, true);
-                    }
-                }
-                Cmd::Cut { ack } => {
-                    commit(
-                        &shared,
-                        &mut segment,
-                        &mut pending,
-                        policy != FsyncPolicy::Never,
-                    );
-                    let done = cut(&shared, &mut segment, &rt);
-                    let _ = ack.send(done);
-                }
-                Cmd::Shutdown => shutdown = true,
-            }
-        }
-        commit(
-            &shared,
-            &mut segment,
-            &mut pending,
-            policy == FsyncPolicy::Batch,
-        );
-        if shutdown {
-            return;
-        }
-        maybe_cut(&shared, &mut segment, &rt, false);
-    }
-}
+const QUARANTINE_PREFIX: &str = "quarantine/blocks";
 
-/// Writes queued records, then makes their spans readable and acknowledges.
-fn commit(
-    shared: &Shared,
-    segment: &mut wal::SegmentWriter,
-    pending: &mut Vec<(Vec<Span>, usize, oneshot::Sender<Result<()>>)>,
-    sync: bool,
+/// Repairs a damaged block: its intact pages (all of them found by the
+/// page table when `known` carries a verified index, else by scanning the
+/// file) are written as a new block `<id>-repaired`, the new block replaces
+/// the old one in the serving set, and the damaged file is moved to
+/// `quarantine/blocks/`. The new block is written before the old one is
+/// moved, under a name derived from the old one, so a crash in between
+/// repeats the same repair instead of duplicating spans. A read-only
+/// process only reports.
+async fn repair_block(
+    shared: &Arc<Shared>,
+    path: ObjPath,
+    known: Option<Arc<Block>>,
+    why: StorageError,
 ) {
-    if pending.is_empty() {
+    let subject = path.to_string();
+    if shared.read_only && shared.condition.lock().warnings.contains_key(&subject) {
         return;
     }
-    match segment.write_out(sync) {
-        Ok(()) => {
-            let mut n = 0;
+    if !shared.repairing.lock().insert(subject.clone()) {
+        return;
+    }
+    let outcome = repair_block_inner(shared, &path, known.as_deref(), &why).await;
+    let message = match outcome {
+        Ok(m) => m,
+        Err(e) => format!(
+            "damaged ({why}) and could not be repaired: {}",
+            error_chain(&e)
+        ),
+    };
+    shared.report_corrupt(subject.clone(), message);
+    shared.repairing.lock().remove(&subject);
+}
+
+async fn repair_block_inner(
+    shared: &Arc<Shared>,
+    path: &ObjPath,
+    known: Option<&Block>,
+    why: &StorageError,
+) -> Result<String> {
+    if shared.read_only {
+        return Ok(format!(
+            "damaged ({why}); skipped by this read-only process, the writing process repairs it"
+        ));
+    }
+    let bytes = shared
+        .store
+        .get(path)
+        .await
+        .map_err(|e| io(format!("reading {path}"), e))?
+        .bytes()
+        .await
+        .map_err(|e| io(format!("reading {path}"), e))?;
+    let index = known.map(|b| b.index.clone());
+    let (salvage, index) = tokio::task::spawn_blocking(move || {
+        let s = block::salvage(&bytes, index.as_ref());
+        (s, index)
+    })
+    .await
+    .map_err(|e| io("block repair panicked", e))?;
+    let stem = path
+        .filename()
+        .and_then(|n| n.strip_suffix(BLOCK_SUFFIX))
+        .unwrap_or("block")
+        .to_string();
+    let mut repaired = None;
+    if !salvage.spans.is_empty() {
+        let id = format!("{stem}-repaired");
+        let cfg = shared.cfg.clone();
+        let segments = index
+            .as_ref()
+            .map(|i| (i.meta.wal_first_segment, i.meta.wal_last_segment))
+            .unwrap_or((1, 0));
+        let spans = salvage.spans;
+        let (data, new_index) = tokio::task::spawn_blocking(move || {
+            block::build_block(id, &spans, segments, cfg.page_target_bytes, cfg.zstd_level)
+        })
+        .await
+        .map_err(|e| io("block builder panicked", e))??;
+        let new_path = ObjPath::from(format!(
+            "{BLOCK_PREFIX}/{}{BLOCK_SUFFIX}",
+            new_index.meta.id
+        ));
+        let size = data.len() as u64;
+        shared
+            .store
+            .put(&new_path, data.into())
+            .await
+            .map_err(|e| io(format!("writing {new_path}"), e))?;
+        repaired = Some(Arc::new(Block {
+            path: new_path,
+            index: new_index,
+            size,
+        }));
+    }
+    let to = ObjPath::from(format!(
+        "{QUARANTINE_PREFIX}/{}",
+        path.filename().unwrap_or("block")
+    ));
+    shared
+        .store
+        .rename(path, &to)
+        .await
+        .map_err(|e| io(format!("moving {path} to {to}"), e))?;
+    let recovered = repaired.as_ref().map_or(0, |b| b.index.meta.span_count);
+    let lost_note = match &index {
+        Some(i) => format!(
+            "{} of its {} spans recovered from {} intact page(s), {} page(s) lost",
+            recovered, i.meta.span_count, salvage.good_pages, salvage.bad_pages
+        ),
+        None => format!(
+            "{recovered} spans recovered from {} intact page(s) found by scanning it",
+            salvage.good_pages
+        ),
+    };
+    {
+        let mut st = shared.state.write();
+        let before = st.blocks.len();
+        st.blocks.retain(|b| &b.path != path);
+        let removed = st.blocks.len() != before;
+        if let Some(b) = &repaired {
+            st.blocks.retain(|o| o.path != b.path);
+            st.blocks.push(b.clone());
+        }
+        if removed && let Some(i) = &index {
+            shared
+                .stored_spans
+                .fetch_sub(i.meta.span_count, Ordering::Relaxed);
+        }
+        shared.stored_spans.fetch_add(recovered, Ordering::Relaxed);
+    }
+    if let Some(i) = &index {
+        shared.cache.lock().forget_block(&i.meta.id);
+    }
+    Ok(format!(
+        "damaged ({why}); {lost_note}{}; the damaged file was moved to {to}",
+        repaired
+            .as_ref()
+            .map(|b| format!(" into {}", b.path))
+            .unwrap_or_default()
+    ))
+}
+
+/// Verifies the page checksums of every block once after start-up, so that
+/// damage is found and repaired before a query needs the page.
+async fn scrub_blocks(shared: Arc<Shared>) {
+    let blocks = shared.state.read().blocks.clone();
+    let mut checked = 0usize;
+    for b in blocks {
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        for (n, page) in b.index.pages.iter().enumerate() {
+            let bytes = match shared
+                .store
+                .get_range(&b.path, page.offset..page.offset + page.len as u64)
+                .await
             {
-                let mut st = shared.state.write();
-                for (spans, len, _) in pending.iter_mut() {
-                    n += spans.len();
-                    st.head.insert(std::mem::take(spans), *len);
-                }
-            }
-            shared.stored_spans.fetch_add(n as u64, Ordering::Relaxed);
-            for (_, _, ack) in pending.drain(..) {
-                let _ = ack.send(Ok(()));
+                Ok(bytes) => bytes,
+                // Deleted by retention meanwhile, or unreadable now: the
+                // read path reports what matters.
+                Err(_) => break,
+            };
+            if crc32c::crc32c(&bytes) != page.crc {
+                let why = StorageError::new(
+                    StorageErrorKind::Corrupt,
+                    format!("page {n} checksum mismatch"),
+                );
+                repair_block(&shared, b.path.clone(), Some(b.clone()), why).await;
+                break;
             }
         }
-        Err(e) => {
-            tracing::error!(error = %e, "wal write failed; starting a new segment");
-            let msg = e.to_string();
-            for (_, _, ack) in pending.drain(..) {
+        checked += 1;
+    }
+    tracing::debug!(blocks = checked, "block scrub done");
+}
+
+type Pending = Vec<(Vec<Span>, usize, oneshot::Sender<Result<()>>)>;
+
+/// First wait before retrying a failed segment creation; doubled up to
+/// [`RETRY_MAX`] while it keeps failing.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(2);
+/// How often the free space is read while writes come in.
+const SPACE_CHECK_EVERY: Duration = Duration::from_millis(100);
+
+/// The WAL thread's state: the segment being appended to, or why there is
+/// none. Every state change is logged once and published to
+/// `Shared::condition`, which `/ready` reads.
+struct WalWriter {
+    shared: Arc<Shared>,
+    rt: tokio::runtime::Handle,
+    segment: Option<wal::SegmentWriter>,
+    /// The number the next segment gets.
+    next_seq: u64,
+    /// Why no segment is open, when to try again and the wait after that.
+    fault: Option<(String, Instant, Duration)>,
+    /// Set while the free space is below the watermark.
+    low_space: Option<String>,
+    space_checked: Option<Instant>,
+    pending: Pending,
+}
+
+impl WalWriter {
+    fn new(shared: Arc<Shared>, rt: tokio::runtime::Handle, next_seq: u64) -> Self {
+        WalWriter {
+            shared,
+            rt,
+            segment: None,
+            next_seq,
+            fault: None,
+            low_space: None,
+            space_checked: None,
+            pending: Vec::new(),
+        }
+    }
+
+    /// Why a write would be refused now.
+    fn refusal(&self) -> Option<&str> {
+        if let Some((why, ..)) = &self.fault {
+            return Some(why);
+        }
+        if self.segment.is_none() {
+            return Some("the wal has no open segment");
+        }
+        self.low_space.as_deref()
+    }
+
+    fn publish(&self) {
+        let refusing = self.refusal().map(str::to_string);
+        self.shared.condition.lock().refusing = refusing;
+    }
+
+    /// Starts segment `next_seq` (durably), or enters the fault state with
+    /// a retry scheduled.
+    fn start_segment(&mut self) {
+        let seq = self.next_seq;
+        match wal::SegmentWriter::create_with(
+            &self.shared.wal_dir,
+            seq,
+            self.shared.cfg.wal_faults.0.clone(),
+        ) {
+            Ok(seg) => {
+                self.next_seq = seq + 1;
+                self.shared.state.write().head.last_segment = seq;
+                self.segment = Some(seg);
+                if let Some((why, ..)) = self.fault.take() {
+                    tracing::info!(segment = seq, after = %why, "wal accepts writes again");
+                }
+            }
+            Err(e) => {
+                self.shared
+                    .counters
+                    .wal_faults
+                    .fetch_add(1, Ordering::Relaxed);
+                let why = format!("cannot start wal segment {seq}: {}", error_chain(&e));
+                let wait = match &self.fault {
+                    None => {
+                        tracing::error!(segment = seq, error = %why, "wal refuses writes until a new segment can be started");
+                        RETRY_FIRST
+                    }
+                    Some((_, _, wait)) => (*wait * 2).min(RETRY_MAX),
+                };
+                self.fault = Some((why, Instant::now() + wait, wait));
+            }
+        }
+        self.publish();
+    }
+
+    /// Periodic work: retry a failed segment, read the free space, cut the
+    /// head when it is due.
+    fn tick(&mut self) {
+        if let Some((_, at, _)) = &self.fault
+            && Instant::now() >= *at
+        {
+            self.start_segment();
+        }
+        self.check_space();
+        self.maybe_cut(false);
+    }
+
+    fn check_space(&mut self) {
+        let wm = self.shared.cfg.watermark;
+        if self
+            .space_checked
+            .is_some_and(|t| t.elapsed() < SPACE_CHECK_EVERY)
+        {
+            return;
+        }
+        self.space_checked = Some(Instant::now());
+        let Ok(space) = DiskSpace::of(&self.shared.wal_dir) else {
+            return;
+        };
+        self.shared
+            .counters
+            .disk_free
+            .store(space.free, Ordering::Relaxed);
+        let low = wm.is_low(space, self.low_space.is_some());
+        match (low, self.low_space.is_some()) {
+            (true, false) => {
+                let why = wm.reason(space, &self.shared.cfg.data_dir);
+                tracing::warn!(
+                    free_bytes = space.free,
+                    threshold_bytes = wm.threshold(space.total),
+                    "free space below the watermark; refusing writes"
+                );
+                self.low_space = Some(why);
+                self.publish();
+                // Writing the head as a block frees its WAL segments, and
+                // the room kept free is there for exactly that.
+                self.maybe_cut(true);
+            }
+            (true, true) => {
+                self.low_space = Some(wm.reason(space, &self.shared.cfg.data_dir));
+                self.publish();
+                self.maybe_cut(true);
+            }
+            (false, true) => {
+                tracing::info!(
+                    free_bytes = space.free,
+                    "free space above the watermark again; accepting writes"
+                );
+                self.low_space = None;
+                self.publish();
+            }
+            (false, false) => {}
+        }
+    }
+
+    fn run(mut self, rx: mpsc::Receiver<Cmd>) {
+        let policy = self.shared.cfg.fsync;
+        loop {
+            let wait = match &self.fault {
+                Some((_, at, _)) => at
+                    .saturating_duration_since(Instant::now())
+                    .min(Duration::from_millis(500)),
+                None => Duration::from_millis(500),
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(c) => c,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.tick();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            self.tick();
+            let mut cmds = vec![first];
+            while cmds.len() < 4096 {
+                match rx.try_recv() {
+                    Ok(c) => cmds.push(c),
+                    Err(_) => break,
+                }
+            }
+            let mut shutdown = false;
+            for cmd in cmds {
+                match cmd {
+                    Cmd::Write {
+                        payload,
+                        spans,
+                        ack,
+                    } => {
+                        if let Some(why) = self.refusal() {
+                            self.shared
+                                .counters
+                                .refused_writes
+                                .fetch_add(1, Ordering::Relaxed);
+                            let _ = ack.send(Err(StorageError::new(
+                                StorageErrorKind::Unavailable,
+                                why.to_string(),
+                            )));
+                            continue;
+                        }
+                        if let Some(seg) = self.segment.as_mut() {
+                            seg.append(&payload);
+                        }
+                        self.pending.push((spans, payload.len(), ack));
+                        if policy == FsyncPolicy::Always {
+                            self.commit(true);
+                        }
+                    }
+                    Cmd::Cut { ack } => {
+                        self.commit(policy != FsyncPolicy::Never);
+                        let done = self.cut();
+                        let _ = ack.send(done);
+                    }
+                    Cmd::Shutdown => shutdown = true,
+                }
+            }
+            self.commit(policy == FsyncPolicy::Batch);
+            if shutdown {
+                return;
+            }
+            self.maybe_cut(false);
+        }
+    }
+
+    /// Writes queued records, then makes their spans readable and
+    /// acknowledges. A failed write or sync fails every queued record and
+    /// closes the segment: nothing is appended behind a failure, and no
+    /// record is acknowledged again until a new segment is durably started.
+    fn commit(&mut self, sync: bool) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let Some(seg) = self.segment.as_mut() else {
+            for (_, _, ack) in self.pending.drain(..) {
                 let _ = ack.send(Err(StorageError::new(
                     StorageErrorKind::Unavailable,
-                    msg.clone(),
+                    "the wal has no open segment",
                 )));
             }
-            // The failed write may have left a partial record; later records
-            // must not follow it in the same segment.
-            let next = segment.seq + 1;
-            match wal::SegmentWriter::create(&shared.wal_dir, next) {
-                Ok(s) => {
-                    *segment = s;
-                    shared.state.write().head.last_segment = next;
+            return;
+        };
+        match seg.write_out(sync) {
+            Ok(()) => {
+                let mut n = 0;
+                {
+                    let mut st = self.shared.state.write();
+                    for (spans, len, _) in self.pending.iter_mut() {
+                        n += spans.len();
+                        st.head.insert(std::mem::take(spans), *len);
+                    }
                 }
-                Err(e) => tracing::error!(error = %e, "cannot start a new wal segment"),
+                self.shared
+                    .stored_spans
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                for (_, _, ack) in self.pending.drain(..) {
+                    let _ = ack.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                let seq = seg.seq;
+                self.shared
+                    .counters
+                    .wal_faults
+                    .fetch_add(1, Ordering::Relaxed);
+                let why = format!(
+                    "wal write failed ({}); writes are refused until a new segment is started",
+                    error_chain(&e)
+                );
+                tracing::error!(segment = seq, records = self.pending.len(), error = %why, "wal write failed; segment closed");
+                for (_, _, ack) in self.pending.drain(..) {
+                    let _ = ack.send(Err(StorageError::new(
+                        StorageErrorKind::Unavailable,
+                        why.clone(),
+                    )));
+                }
+                self.segment = None;
+                // Wait a little before the next segment: the disk that just
+                // failed is most likely still full, and a new segment per
+                // failed request would only litter the directory.
+                self.fault = Some((why, Instant::now() + RETRY_FIRST, RETRY_FIRST));
+                self.publish();
             }
         }
     }
-}
 
-fn maybe_cut(
-    shared: &Arc<Shared>,
-    segment: &mut wal::SegmentWriter,
-    rt: &tokio::runtime::Handle,
-    force: bool,
-) {
-    let due = {
-        let st = shared.state.read();
-        let h = &st.head;
-        !h.is_empty()
-            && (force
-                || h.spans.len() >= shared.cfg.head_max_spans
-                || h.approx_bytes >= shared.cfg.head_max_bytes
-                || h.created.elapsed() >= shared.cfg.head_max_age)
-    };
-    if due {
-        cut(shared, segment, rt);
+    fn maybe_cut(&mut self, low_space: bool) {
+        let due = {
+            let st = self.shared.state.read();
+            let h = &st.head;
+            !h.is_empty()
+                && if low_space {
+                    // One block write at a time while space is short.
+                    st.frozen.is_empty()
+                } else {
+                    h.spans.len() >= self.shared.cfg.head_max_spans
+                        || h.approx_bytes >= self.shared.cfg.head_max_bytes
+                        || h.created.elapsed() >= self.shared.cfg.head_max_age
+                }
+        };
+        if due {
+            self.cut();
+        }
     }
-}
 
-/// Freezes the head and starts writing it as a block. Returns a receiver for
-/// the block write's outcome, or `None` when the head was empty.
-fn cut(
-    shared: &Arc<Shared>,
-    segment: &mut wal::SegmentWriter,
-    rt: &tokio::runtime::Handle,
-) -> Option<oneshot::Receiver<Result<()>>> {
-    if shared.state.read().head.is_empty() {
-        return None;
-    }
-    let next = segment.seq + 1;
-    let new_segment = match wal::SegmentWriter::create(&shared.wal_dir, next) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(error = %e, "cannot start a new wal segment; not cutting a block");
+    /// Freezes the head and starts writing it as a block. Returns a receiver
+    /// for the first block write's outcome, or `None` when nothing was cut.
+    fn cut(&mut self) -> Option<oneshot::Receiver<Result<()>>> {
+        if self.shared.state.read().head.is_empty() {
             return None;
         }
-    };
-    let frozen = {
-        let mut st = shared.state.write();
-        let mut old = std::mem::replace(&mut st.head, Head::new(next));
-        old.last_segment = segment.seq;
-        let frozen = Arc::new(old);
-        st.frozen.push(frozen.clone());
-        frozen
-    };
-    *segment = new_segment;
-    let (tx, rx) = oneshot::channel();
-    let sh = shared.clone();
-    rt.spawn(async move {
-        let res = write_block(&sh, frozen).await;
-        if let Err(e) = &res {
-            tracing::error!(error = %e, "block write failed; its spans stay in memory and in the wal");
+        let old_seq = self.segment.as_ref()?.seq;
+        let next = self.next_seq;
+        let new_segment = match wal::SegmentWriter::create_with(
+            &self.shared.wal_dir,
+            next,
+            self.shared.cfg.wal_faults.0.clone(),
+        ) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot start a new wal segment; not cutting a block");
+                return None;
+            }
+        };
+        self.next_seq = next + 1;
+        let frozen = {
+            let mut st = self.shared.state.write();
+            let mut old = std::mem::replace(&mut st.head, Head::new(next));
+            old.last_segment = old_seq;
+            let frozen = Arc::new(old);
+            st.frozen.push(frozen.clone());
+            frozen
+        };
+        self.segment = Some(new_segment);
+        let (tx, rx) = oneshot::channel();
+        self.rt
+            .spawn(write_block_until_done(self.shared.clone(), frozen, tx));
+        Some(rx)
+    }
+}
+
+/// "what: cause: cause…" for logs and client messages.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}
+
+const BLOCK_RETRY_FIRST: Duration = Duration::from_millis(500);
+const BLOCK_RETRY_MAX: Duration = Duration::from_secs(5);
+const BLOCK_WRITES: &str = "block writes";
+
+/// Writes a frozen head as a block, retrying with backoff until it is
+/// stored or the engine closes: its spans stay readable in memory and
+/// durable in the WAL meanwhile. `first` gets the first attempt's outcome.
+async fn write_block_until_done(
+    shared: Arc<Shared>,
+    frozen: Arc<Head>,
+    first: oneshot::Sender<Result<()>>,
+) {
+    let mut first = Some(first);
+    let mut wait = BLOCK_RETRY_FIRST;
+    let mut failures = 0u32;
+    loop {
+        match write_block(&shared, frozen.clone()).await {
+            Ok(()) => {
+                if failures > 0 {
+                    tracing::info!(
+                        failures,
+                        spans = frozen.spans.len(),
+                        "block written after earlier failures"
+                    );
+                    shared.clear_warning(BLOCK_WRITES);
+                }
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Ok(()));
+                }
+                return;
+            }
+            Err(e) => {
+                shared
+                    .counters
+                    .block_write_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                let why = error_chain(&e);
+                if failures == 0 {
+                    tracing::error!(error = %why, spans = frozen.spans.len(), "block write failed; its spans stay in memory and in the wal, retrying");
+                }
+                failures += 1;
+                shared.warn(
+                    BLOCK_WRITES,
+                    format!("a block write failed {failures} time(s), retrying: {why}"),
+                );
+                if let Some(tx) = first.take() {
+                    let _ = tx.send(Err(e));
+                }
+            }
         }
-        let _ = tx.send(res);
-    });
-    Some(rx)
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(BLOCK_RETRY_MAX);
+        if shared.closed.load(Ordering::Acquire) {
+            return;
+        }
+    }
 }
 
 async fn write_block(shared: &Arc<Shared>, frozen: Arc<Head>) -> Result<()> {
@@ -646,10 +1296,14 @@ async fn write_block(shared: &Arc<Shared>, frozen: Arc<Head>) -> Result<()> {
         st.blocks.push(Arc::new(Block { path, index, size }));
         st.frozen.retain(|h| !Arc::ptr_eq(h, &frozen));
     }
+    // The block is registered: a segment that cannot be deleted now is
+    // deleted at the next start (the block's meta says it is covered).
     for seq in frozen.first_segment..=frozen.last_segment {
         let p = wal::segment_path(&shared.wal_dir, seq);
-        if p.exists() {
-            std::fs::remove_file(&p).map_err(|e| io("deleting wal segment", e))?;
+        if p.exists()
+            && let Err(e) = std::fs::remove_file(&p)
+        {
+            tracing::warn!(segment = seq, error = %e, "cannot delete a wal segment its block covers");
         }
     }
     Ok(())
@@ -957,6 +1611,32 @@ impl Storage for EmbeddedStorage {
                 + st.frozen.iter().map(|h| h.spans.len()).sum::<usize>())
                 as u64,
             stored_spans: self.shared.stored_spans.load(Ordering::Relaxed),
+            disk_free_bytes: match self.shared.counters.disk_free.load(Ordering::Relaxed) {
+                u64::MAX => DiskSpace::of(&self.shared.cfg.data_dir)
+                    .ok()
+                    .map(|s| s.free),
+                free => Some(free),
+            },
+            wal_faults: self.shared.counters.wal_faults.load(Ordering::Relaxed),
+            refused_writes: self.shared.counters.refused_writes.load(Ordering::Relaxed),
+            block_write_failures: self
+                .shared
+                .counters
+                .block_write_failures
+                .load(Ordering::Relaxed),
+            corrupt_files: self.shared.counters.corrupt_files.load(Ordering::Relaxed),
+        }
+    }
+
+    fn health(&self) -> StorageHealth {
+        let c = self.shared.condition.lock();
+        StorageHealth {
+            refusing_writes: c.refusing.clone(),
+            warnings: c
+                .warnings
+                .iter()
+                .map(|(subject, message)| format!("{subject}: {message}"))
+                .collect(),
         }
     }
 

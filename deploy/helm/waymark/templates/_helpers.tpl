@@ -340,6 +340,8 @@ the CA from files mounted under /etc/waymark.
 - {{ printf "--head-max-spans=%d" (int64 .Values.storage.embedded.headMaxSpans) | quote }}
 - {{ printf "--head-max-bytes=%d" (int64 .Values.storage.embedded.headMaxBytes) | quote }}
 - {{ printf "--zstd-level=%d" (int64 .Values.storage.embedded.zstdLevel) | quote }}
+- {{ printf "--storage-min-free-bytes=%d" (int64 .Values.storage.embedded.minFreeBytes) | quote }}
+- {{ printf "--storage-min-free-percent=%v" .Values.storage.embedded.minFreePercent | quote }}
 {{- end -}}
 {{- end -}}
 
