@@ -1116,18 +1116,20 @@ impl WalWriter {
                     error_chain(&e)
                 );
                 tracing::error!(segment = seq, records = self.pending.len(), error = %why, "wal write failed; segment closed");
+                self.segment = None;
+                // Wait a little before the next segment: the disk that just
+                // failed is most likely still full, and a new segment per
+                // failed request would only litter the directory.
+                self.fault = Some((why.clone(), Instant::now() + RETRY_FIRST, RETRY_FIRST));
+                // Published before the refusals go out, so a client that
+                // reads the health after its refusal sees the fault.
+                self.publish();
                 for (_, _, ack) in self.pending.drain(..) {
                     let _ = ack.send(Err(StorageError::new(
                         StorageErrorKind::Unavailable,
                         why.clone(),
                     )));
                 }
-                self.segment = None;
-                // Wait a little before the next segment: the disk that just
-                // failed is most likely still full, and a new segment per
-                // failed request would only litter the directory.
-                self.fault = Some((why, Instant::now() + RETRY_FIRST, RETRY_FIRST));
-                self.publish();
             }
         }
     }
