@@ -12,6 +12,15 @@
 //! `max_bytes`, appends are refused with
 //! [`QueueError::Full`] (clients are told to retry; the agent never drops
 //! spans it has acknowledged, and never evicts old data for new).
+//!
+//! Faults follow the WAL's rules (`waymark_storage::embedded::wal`): a
+//! failed append is cut back and closes its segment, the next append starts
+//! a fresh one, and nothing is acknowledged behind a failure. Below the
+//! free-space watermark appends are refused with [`QueueError::LowSpace`]
+//! before the disk is full. Delivered segments are deleted before the
+//! cursor is rewritten, so a full disk cannot keep the queue from draining:
+//! a cursor that could not be saved (or one that is damaged) only means
+//! records are sent again after a restart, never that one is skipped.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -21,6 +30,7 @@ use parking_lot::Mutex;
 use tokio::sync::Notify;
 use waymark_model::Span;
 use waymark_storage::embedded::wal::{self, SegmentWriter};
+use waymark_storage::embedded::{DiskSpace, FaultHook, Watermark};
 use waymark_storage::{StorageError, StorageErrorKind, codec};
 
 /// Settings of the queue.
@@ -31,6 +41,11 @@ pub struct QueueConfig {
     pub max_bytes: u64,
     /// A new segment starts once the current one reaches this size.
     pub segment_bytes: u64,
+    /// Free space on the queue's file system below which appends are
+    /// refused.
+    pub watermark: Watermark,
+    /// Faults injected into segment writes (tests only).
+    pub faults: FaultHook,
 }
 
 impl QueueConfig {
@@ -39,6 +54,8 @@ impl QueueConfig {
             dir: dir.into(),
             max_bytes: 1 << 30,
             segment_bytes: 8 << 20,
+            watermark: Watermark::default(),
+            faults: FaultHook::default(),
         }
     }
 }
@@ -48,6 +65,9 @@ impl QueueConfig {
 pub enum QueueError {
     #[error("agent queue is full ({queued} of {max} bytes waiting for a collector); retry later")]
     Full { queued: u64, max: u64 },
+    /// Free space is below the watermark.
+    #[error("{0}")]
+    LowSpace(String),
     #[error(transparent)]
     Storage(#[from] StorageError),
 }
@@ -66,6 +86,10 @@ struct Inner {
     /// seq → when the segment was started (its file's time after a restart).
     born: BTreeMap<u64, std::time::SystemTime>,
     cursor: Position,
+    /// Set while free space is below the watermark.
+    low_space: bool,
+    /// Set while the cursor could not be saved (logged once per change).
+    cursor_unsaved: bool,
 }
 
 /// The queue. Cheap to share behind an `Arc`.
@@ -175,7 +199,7 @@ impl DiskQueue {
             .unwrap_or(0)
             .max(cursor.seq.saturating_sub(1))
             + 1;
-        let writer = SegmentWriter::create(&cfg.dir, next)?;
+        let writer = SegmentWriter::create_with(&cfg.dir, next, cfg.faults.0.clone())?;
         segments.insert(next, (0, writer.len));
         born.insert(next, std::time::SystemTime::now());
         if segments.keys().next() == Some(&next) {
@@ -191,6 +215,8 @@ impl DiskQueue {
                 segments,
                 born,
                 cursor,
+                low_space: false,
+                cursor_unsaved: false,
             }),
             notify: Notify::new(),
         }))
@@ -257,23 +283,62 @@ impl DiskQueue {
                     max: self.cfg.max_bytes,
                 });
             }
+            self.check_space(&mut g)?;
             // A failed append closes its segment (the writer never appends
             // behind a failure): start the next one before taking more.
             if g.writer.len >= self.cfg.segment_bytes || g.writer.is_broken() {
                 let next = g.writer.seq + 1;
-                g.writer = SegmentWriter::create(&self.cfg.dir, next)?;
+                g.writer = SegmentWriter::create_with(&self.cfg.dir, next, self.cfg.faults.0.clone()).map_err(|e| {
+                    tracing::error!(segment = next, error = %e, "cannot start a queue segment; refusing spans");
+                    e
+                })?;
                 let len = g.writer.len;
                 g.segments.insert(next, (0, len));
                 g.born.insert(next, std::time::SystemTime::now());
             }
             g.writer.append(&payload);
-            g.writer.write_out(true)?;
+            if let Err(e) = g.writer.write_out(true) {
+                tracing::error!(segment = g.writer.seq, error = %e, "queue append failed; segment closed");
+                return Err(e.into());
+            }
             let (seq, len) = (g.writer.seq, g.writer.len);
             let e = g.segments.entry(seq).or_default();
             e.0 += 1;
             e.1 = len;
         }
         self.notify.notify_one();
+        Ok(())
+    }
+
+    /// Refuses appends while free space is below the watermark (with the
+    /// same hysteresis as the storage engine), logging each change once.
+    fn check_space(&self, g: &mut Inner) -> Result<(), QueueError> {
+        let wm = self.cfg.watermark;
+        let Ok(space) = DiskSpace::of(&self.cfg.dir) else {
+            return Ok(());
+        };
+        let low = wm.is_low(space, g.low_space);
+        if low != g.low_space {
+            if low {
+                tracing::warn!(
+                    free_bytes = space.free,
+                    threshold_bytes = wm.threshold(space.total),
+                    "queue disk below the free-space watermark; refusing spans"
+                );
+            } else {
+                tracing::info!(
+                    free_bytes = space.free,
+                    "queue disk above the free-space watermark again; accepting spans"
+                );
+            }
+            g.low_space = low;
+        }
+        if low {
+            return Err(QueueError::LowSpace(format!(
+                "agent queue: {}",
+                wm.reason(space, &self.cfg.dir)
+            )));
+        }
         Ok(())
     }
 
@@ -313,7 +378,17 @@ impl DiskQueue {
             }
             let r = wal::replay_segment(&self.cfg.dir, seq, true)?;
             for (i, rec) in r.records.iter().enumerate().skip(pos.index as usize) {
-                let spans = codec::decode_spans(rec)?;
+                // Its checksum held, so this is a batch of a format this
+                // build cannot read: holding the queue up behind it forever
+                // would lose everything after it, so it is reported and
+                // passed over.
+                let spans = match codec::decode_spans(rec) {
+                    Ok(spans) => spans,
+                    Err(e) => {
+                        tracing::error!(segment = seq, record = i, error = %e, "queue record cannot be decoded; skipping it");
+                        Vec::new()
+                    }
+                };
                 out.push((
                     Position {
                         seq,
@@ -348,11 +423,20 @@ impl DiskQueue {
             && cursor.index >= n
         {
             if cursor.seq == g.writer.seq {
+                // On a full disk this may fail; the cursor then stays at
+                // the end of the current segment, which is freed later.
                 let next = g.writer.seq + 1;
-                g.writer = SegmentWriter::create(&self.cfg.dir, next)?;
-                let len = g.writer.len;
-                g.segments.insert(next, (0, len));
-                g.born.insert(next, std::time::SystemTime::now());
+                match SegmentWriter::create_with(&self.cfg.dir, next, self.cfg.faults.0.clone()) {
+                    Ok(w) => {
+                        g.writer = w;
+                        let len = g.writer.len;
+                        g.segments.insert(next, (0, len));
+                        g.born.insert(next, std::time::SystemTime::now());
+                    }
+                    Err(e) => {
+                        tracing::debug!(segment = next, error = %e, "cannot start the next queue segment yet")
+                    }
+                }
             }
             if let Some(next) = g.segments.range(cursor.seq + 1..).next().map(|(s, _)| *s) {
                 cursor = Position {
@@ -361,16 +445,37 @@ impl DiskQueue {
                 };
             }
         }
-        write_cursor(&self.cfg.dir, cursor)?;
+        // Delivered segments go first: deleting them needs no space, and a
+        // cursor older than the oldest segment left means "start there",
+        // so a crash before the cursor is saved skips nothing.
         g.cursor = cursor;
         let done: Vec<u64> = g.segments.range(..cursor.seq).map(|(s, _)| *s).collect();
         for seq in done {
-            std::fs::remove_file(wal::segment_path(&self.cfg.dir, seq))
-                .map_err(|e| io("deleting delivered queue segment", e))?;
+            match std::fs::remove_file(wal::segment_path(&self.cfg.dir, seq)) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io("deleting delivered queue segment", e)),
+            }
             g.segments.remove(&seq);
             g.born.remove(&seq);
         }
-        Ok(())
+        match write_cursor(&self.cfg.dir, cursor) {
+            Ok(()) => {
+                if std::mem::take(&mut g.cursor_unsaved) {
+                    tracing::info!("queue cursor saved again");
+                }
+                Ok(())
+            }
+            // Delivery goes on from the cursor in memory; after a restart
+            // at most the current segment's delivered records are sent
+            // again.
+            Err(e) => {
+                if !std::mem::replace(&mut g.cursor_unsaved, true) {
+                    tracing::warn!(error = %e, "cannot save the queue cursor; records may be delivered twice after a restart");
+                }
+                Ok(())
+            }
+        }
     }
 }
 
@@ -383,7 +488,14 @@ impl waymark_pipeline::SpanSink for DiskQueue {
                 StorageErrorKind::Unavailable,
                 format!("agent queue is full ({queued} of {max} bytes waiting for a collector)"),
             )),
-            Err(QueueError::Storage(e)) => Err(e),
+            Err(QueueError::LowSpace(why)) => {
+                Err(StorageError::new(StorageErrorKind::Unavailable, why))
+            }
+            // A failed append acknowledged nothing: the client retries.
+            Err(QueueError::Storage(e)) => Err(StorageError::new(
+                StorageErrorKind::Unavailable,
+                format!("agent queue cannot write: {e}"),
+            )),
         }
     }
 }
@@ -391,6 +503,7 @@ impl waymark_pipeline::SpanSink for DiskQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::Duration;
     use waymark_testkit::span;
 
@@ -512,17 +625,40 @@ mod tests {
         use rand::{Rng, SeedableRng};
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let dir = tempfile::tempdir().unwrap();
+        let faults = Arc::new(OneShot::default());
         let mut cfg = QueueConfig::new(dir.path());
         cfg.segment_bytes = 500;
+        cfg.watermark = Watermark {
+            min_free_bytes: 0,
+            min_free_percent: 0.0,
+        };
+        cfg.faults = FaultHook(Some(faults.clone()));
         let mut q = DiskQueue::open(cfg.clone()).unwrap();
         let mut model: std::collections::VecDeque<u128> = Default::default();
         let mut next = 1u128;
-        for _ in 0..400 {
-            match rng.random_range(0..10) {
+        let mut failed = 0;
+        for _ in 0..600 {
+            match rng.random_range(0..12) {
                 0..=4 => {
                     q.append(&spans(1, next)).unwrap();
                     model.push_back(next);
                     next += 1;
+                }
+                10 | 11 => {
+                    // An append whose write is cut short or whose sync fails
+                    // is not acknowledged and must never be delivered; the
+                    // appends after it are.
+                    if rng.random_bool(0.5) {
+                        faults.write.store(true, Ordering::SeqCst);
+                    } else {
+                        faults.sync.store(true, Ordering::SeqCst);
+                    }
+                    let e = q
+                        .append(&spans(1, next))
+                        .expect_err("an append that failed");
+                    assert!(matches!(e, QueueError::Storage(_)), "{e}");
+                    next += 1;
+                    failed += 1;
                 }
                 5..=7 => {
                     let n = rng.random_range(1..5);
@@ -546,5 +682,102 @@ mod tests {
             }
             assert_eq!(q.backlog().1, model.len() as u64);
         }
+        assert!(failed > 50, "{failed}");
+    }
+
+    /// Fails the next write (cut in half) or sync once.
+    #[derive(Default)]
+    struct OneShot {
+        write: AtomicBool,
+        sync: AtomicBool,
+    }
+
+    impl wal::WalFaults for OneShot {
+        fn on_write(&self, len: usize) -> Option<(usize, std::io::Error)> {
+            self.write
+                .swap(false, Ordering::SeqCst)
+                .then(|| (len / 2, std::io::Error::from_raw_os_error(28)))
+        }
+        fn on_sync(&self) -> Option<std::io::Error> {
+            self.sync
+                .swap(false, Ordering::SeqCst)
+                .then(|| std::io::Error::from_raw_os_error(5))
+        }
+    }
+
+    async fn drain(q: &DiskQueue) -> Vec<u128> {
+        let got = q.read(10_000, Duration::ZERO).await.unwrap();
+        // One id per record (each record is one trace here).
+        let mut out: Vec<u128> = ids(&got).iter().map(|(t, _)| *t).collect();
+        out.dedup();
+        out
+    }
+
+    #[tokio::test]
+    async fn damaged_cursor_redelivers_instead_of_skipping() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = QueueConfig::new(dir.path());
+        let q = DiskQueue::open(cfg.clone()).unwrap();
+        for t in 1..=5 {
+            q.append(&spans(2, t)).unwrap();
+        }
+        let got = q.read(2, Duration::ZERO).await.unwrap();
+        q.ack(got.last().unwrap().0).unwrap();
+        drop(q);
+        let mut c = std::fs::read(dir.path().join(CURSOR)).unwrap();
+        c[3] ^= 0xff;
+        std::fs::write(dir.path().join(CURSOR), c).unwrap();
+        let q = DiskQueue::open(cfg).unwrap();
+        // The delivered ones come again (the collector removes duplicates),
+        // and nothing waiting is skipped.
+        assert_eq!(drain(&q).await, vec![1, 2, 3, 4, 5]);
+    }
+
+    #[tokio::test]
+    async fn damaged_record_in_a_segment_keeps_the_records_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = QueueConfig::new(dir.path());
+        let q = DiskQueue::open(cfg.clone()).unwrap();
+        for t in 1..=6 {
+            q.append(&spans(3, t)).unwrap();
+        }
+        drop(q);
+        let seg = wal::segment_path(dir.path(), 1);
+        let mut b = std::fs::read(&seg).unwrap();
+        let mid = b.len() / 2;
+        b[mid] ^= 0x40;
+        std::fs::write(&seg, b).unwrap();
+        let q = DiskQueue::open(cfg).unwrap();
+        let got = drain(&q).await;
+        // One record is damaged; all the others, before and after it, are
+        // delivered.
+        assert_eq!(got.len(), 5, "{got:?}");
+        assert!(got.contains(&1) && got.contains(&6), "{got:?}");
+    }
+
+    #[tokio::test]
+    async fn delivered_segments_are_freed_even_when_the_cursor_cannot_be_saved() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut cfg = QueueConfig::new(dir.path());
+        cfg.segment_bytes = 300;
+        let q = DiskQueue::open(cfg.clone()).unwrap();
+        for t in 1..=8 {
+            q.append(&spans(2, t)).unwrap();
+        }
+        let before = wal::list_segments(dir.path()).unwrap().len();
+        // A directory where the cursor's temporary file goes makes saving
+        // the cursor fail, as a full disk would.
+        std::fs::create_dir(dir.path().join("cursor.tmp")).unwrap();
+        let got = q.read(6, Duration::ZERO).await.unwrap();
+        q.ack(got.last().unwrap().0).unwrap();
+        assert!(wal::list_segments(dir.path()).unwrap().len() < before);
+        assert_eq!(drain(&q).await, vec![7, 8]);
+        drop(q);
+        std::fs::remove_dir(dir.path().join("cursor.tmp")).unwrap();
+        // After a restart delivery resumes no later than the cursor in
+        // memory was: 7 and 8 are still there.
+        let q = DiskQueue::open(cfg).unwrap();
+        let again = drain(&q).await;
+        assert!(again.ends_with(&[7, 8]), "{again:?}");
     }
 }

@@ -189,6 +189,11 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             .unwrap_or_else(|| cfg.data_dir.join("agent-queue"));
         let mut qcfg = waymark_agent::QueueConfig::new(&dir);
         qcfg.max_bytes = cfg.agent.queue_max_bytes;
+        // The storage watermark guards the queue's disk the same way.
+        qcfg.watermark = waymark_storage::Watermark {
+            min_free_bytes: cfg.storage.min_free_bytes,
+            min_free_percent: cfg.storage.min_free_percent,
+        };
         let queue = waymark_agent::DiskQueue::open(qcfg)
             .with_context(|| format!("opening the agent queue in {}", dir.display()))?;
         let forwarder = waymark_agent::Forwarder::new(

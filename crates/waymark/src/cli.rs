@@ -207,7 +207,7 @@ pub struct ServerArgs {
     /// zstd level of block pages, 1-19 [default: 3].
     #[arg(long, env = "WAYMARK_ZSTD_LEVEL", value_parser = clap::value_parser!(i32).range(1..=19))]
     pub zstd_level: Option<i32>,
-    /// Refuse writes (503, reads keep working) while the data directory's disk has less free space than this many bytes or --storage-min-free-percent, whichever is larger; 0 with 0% turns it off [default: 16777216].
+    /// Refuse writes (503, reads keep working) while the data directory's disk (the agent: its queue's disk) has less free space than this many bytes or --storage-min-free-percent, whichever is larger; 0 with 0% turns it off [default: 16777216].
     #[arg(long, env = "WAYMARK_STORAGE_MIN_FREE_BYTES")]
     pub storage_min_free_bytes: Option<u64>,
     /// Free space, as a percentage of the data directory's disk, below which writes are refused [default: 1].
