@@ -16,12 +16,11 @@ import os
 import random
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from waymark_sys import (ExportTraceServiceResponse, WaymarkServer, get_trace,
-                         jaeger_span_ids, pb_request, pb_span)
+from waymark_sys import (ExportTraceServiceResponse, Ledger, WaymarkServer, pb_request,
+                         pb_span, verify_acknowledged)
 
 CYCLES = int(os.environ.get("WAYMARK_CRASH_CYCLES", "5"))
 THREADS = int(os.environ.get("WAYMARK_CRASH_THREADS", "4"))
@@ -30,24 +29,6 @@ SPANS_PER_NEW_TRACE = 20
 SPANS_PER_APPEND = 5
 APPENDS_PER_LONG_TRACE = 25
 PAYLOAD = "x" * 256
-
-
-class Ledger:
-    """Acknowledged spans: trace id hex -> {span id int}; plus per-cycle counts."""
-
-    def __init__(self):
-        self.lock = threading.Lock()
-        self.traces: dict[str, set[int]] = {}
-        self.spans_total = 0
-
-    def add(self, spans_by_trace: dict[str, list[int]]) -> int:
-        n = 0
-        with self.lock:
-            for tid, ids in spans_by_trace.items():
-                self.traces.setdefault(tid, set()).update(ids)
-                n += len(ids)
-            self.spans_total += n
-        return n
 
 
 class Sender(threading.Thread):
@@ -129,37 +110,6 @@ class Sender(threading.Thread):
             self.acked_requests += 1
 
 
-def verify(server: WaymarkServer, ledger: Ledger):
-    """Returns (verified span count, missing {trace: (status, missing ids)}, duplicate count)."""
-    with ledger.lock:
-        expected = {t: set(ids) for t, ids in ledger.traces.items()}
-    local = threading.local()
-
-    def check(item):
-        tid, ids = item
-        s = getattr(local, "s", None)
-        if s is None:
-            s = local.s = requests.Session()
-        r = get_trace(s, server, tid, timeout=30)
-        if r.status_code != 200:
-            return tid, ids, r.status_code, r.text[:200], 0
-        body = r.json()
-        got_list = jaeger_span_ids(body)
-        got = set(got_list)
-        trace_ids = {int(t.get("traceID", "0"), 16) for t in body.get("data") or []}
-        note = "" if trace_ids == {int(tid, 16)} else f"traceIDs in body: {sorted(map(hex, trace_ids))}"
-        return tid, ids - got, 200, note, len(got_list) - len(got)
-
-    verified, dups, missing = 0, 0, {}
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        for tid, miss, status, note, dup in pool.map(check, expected.items()):
-            dups += dup
-            verified += len(expected[tid]) - len(miss)
-            if miss or note:
-                missing[tid] = (status, note, sorted(miss))
-    return verified, missing, dups
-
-
 def test_acknowledged_spans_survive_sigkill(make_server, tmp_path):
     seed = int(os.environ.get("WAYMARK_CRASH_SEED", random.randrange(2**32)))
     rng = random.Random(seed)
@@ -195,7 +145,7 @@ def test_acknowledged_spans_survive_sigkill(make_server, tmp_path):
         unexpected = [u for s in senders for u in s.unexpected]
 
         ready_s = server.start()
-        verified, missing, dups = verify(server, ledger)
+        verified, missing, dups = verify_acknowledged(server.query_url, ledger)
         took = time.monotonic() - t_cycle
         line = (f"[crash] cycle {cycle}/{CYCLES}: acknowledged {acked} spans in {acked_reqs} requests, "
                 f"killed after {killed_ms:.0f} ms (planned {delay_ms:.0f}), {failed} transport errors, "

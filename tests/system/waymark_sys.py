@@ -14,6 +14,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterable
 
 import requests
@@ -357,3 +358,57 @@ def wait_for_spans(session: requests.Session, server: WaymarkServer, trace_id_he
         if span_ids <= found or time.monotonic() >= deadline:
             return r.status_code, body, found
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------
+# Acknowledged spans, and checking them later
+# --------------------------------------------------------------------------
+
+class Ledger:
+    """Acknowledged spans: trace id hex -> {span id int}; plus per-cycle counts."""
+
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.traces: dict[str, set[int]] = {}
+        self.spans_total = 0
+
+    def add(self, spans_by_trace: dict[str, list[int]]) -> int:
+        n = 0
+        with self.lock:
+            for tid, ids in spans_by_trace.items():
+                self.traces.setdefault(tid, set()).update(ids)
+                n += len(ids)
+            self.spans_total += n
+        return n
+
+
+def verify_acknowledged(query_url: str, ledger: "Ledger"):
+    """Reads every acknowledged trace from the query API at `query_url`.
+    Returns (verified span count, missing {trace: (status, missing ids)}, duplicate count)."""
+    with ledger.lock:
+        expected = {t: set(ids) for t, ids in ledger.traces.items()}
+    local = threading.local()
+
+    def check(item):
+        tid, ids = item
+        s = getattr(local, "s", None)
+        if s is None:
+            s = local.s = requests.Session()
+        r = s.get(f"{query_url}/api/traces/{tid}", timeout=30)
+        if r.status_code != 200:
+            return tid, ids, r.status_code, r.text[:200], 0
+        body = r.json()
+        got_list = jaeger_span_ids(body)
+        got = set(got_list)
+        trace_ids = {int(t.get("traceID", "0"), 16) for t in body.get("data") or []}
+        note = "" if trace_ids == {int(tid, 16)} else f"traceIDs in body: {sorted(map(hex, trace_ids))}"
+        return tid, ids - got, 200, note, len(got_list) - len(got)
+
+    verified, dups, missing = 0, 0, {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for tid, miss, status, note, dup in pool.map(check, expected.items()):
+            dups += dup
+            verified += len(expected[tid]) - len(miss)
+            if miss or note:
+                missing[tid] = (status, note, sorted(miss))
+    return verified, missing, dups

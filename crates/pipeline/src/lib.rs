@@ -313,8 +313,15 @@ async fn write_jobs(
         };
         let _ = ack.send(res.as_ref().map(|_| ()).map_err(|e| e.to_string()));
     }
-    if let Err(e) = &res {
-        tracing::error!(error = %e, spans = total, "storage write failed");
+    match &res {
+        // A refusal (full disk, a WAL fault) is logged once by the storage
+        // when its state changes and counted in `failed`; one line per
+        // refused request would flood the log.
+        Err(e) if e.kind == waymark_storage::StorageErrorKind::Unavailable => {
+            tracing::debug!(error = %e, spans = total, "storage refused a write")
+        }
+        Err(e) => tracing::error!(error = %e, spans = total, "storage write failed"),
+        Ok(()) => {}
     }
 }
 
