@@ -482,9 +482,17 @@ async fn trace_by_id_asks_for_both_id_forms_and_a_missing_index_is_not_an_error(
         forms,
         vec!["0000000000000000000000000000abcd", "000000000000abcd"]
     );
-    // 72 hours of daily indices: four of them.
+    // 72 hours of daily indices, widened by the one-hour clock-skew margin
+    // at both ends: the days from (now - 73 h) to (now + 1 h), which is
+    // four of them, or five within an hour of midnight UTC.
     let indices = s.path.trim_start_matches('/').split('/').next().unwrap();
-    assert_eq!(indices.split(',').count(), 4, "{indices}");
+    let day = |secs: u64| secs / 86_400;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let want = day(now + 3600) - day(now - 73 * 3600) + 1;
+    assert_eq!(indices.split(',').count() as u64, want, "{indices}");
 }
 
 #[tokio::test]
