@@ -5,46 +5,16 @@ full queue refuses new spans with a retryable error instead of dropping."""
 
 import os
 import signal
-import subprocess
 import threading
 import time
 import uuid
 
 import requests
 
-from waymark_sys import binary_path, free_ports, json_request, json_span
+from waymark_sys import Proc, free_ports, json_request, json_span
 
 OTHER_LISTENERS = ["--zipkin-listen", "--jaeger-compact-listen", "--jaeger-binary-listen",
                    "--jaeger-http-listen", "--sampling-listen", "--jaeger-grpc-listen"]
-
-
-class Proc:
-    def __init__(self, args, log):
-        self.args, self.log, self.p = args, log, None
-
-    def start(self, admin_port, timeout=30):
-        self.p = subprocess.Popen([str(binary_path()), *self.args], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                  start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.p.poll() is None, open(self.log).read()[-3000:]
-            try:
-                if requests.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("not ready: " + open(self.log).read()[-3000:])
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.p and self.p.poll() is None:
-            self.p.send_signal(sig)
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
 
 
 def _others(*given):

@@ -19,6 +19,7 @@ import errno
 import os
 import pathlib
 import random
+import signal
 import subprocess
 import threading
 import time
@@ -26,8 +27,8 @@ import time
 import pytest
 import requests
 
-from waymark_sys import (ExportTraceServiceResponse, Ledger, binary_path, free_ports, pb_request,
-                         pb_span, verify_acknowledged)
+from waymark_sys import (ExportTraceServiceResponse, Ledger, Proc, free_ports, pb_request, pb_span,
+                         verify_acknowledged)
 
 MiB = 1 << 20
 DISK_MIB = 64
@@ -257,41 +258,6 @@ def test_full_disk_under_ingest(make_server, small_disk, fsync, watermark):
         assert full_ready[0] == 503 and "disk almost full" in full_ready[1], full_ready
 
 
-class Proc:
-    def __init__(self, args, log):
-        self.args, self.log, self.p = args, log, None
-
-    def start(self, admin_port, timeout=30):
-        self.p = subprocess.Popen([str(binary_path()), *self.args], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
-                                  start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.p.poll() is None, open(self.log).read()[-3000:]
-            try:
-                if requests.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        raise AssertionError("not ready: " + open(self.log).read()[-3000:])
-
-    def stop(self, kill=False):
-        if self.p and self.p.poll() is None:
-            if kill:
-                self.p.kill()
-            else:
-                self.p.terminate()
-            try:
-                self.p.wait(15)
-            except subprocess.TimeoutExpired:
-                self.p.kill()
-                self.p.wait()
-
-    def alive(self):
-        return self.p is not None and self.p.poll() is None
-
-
 def _off(*flags):
     out = []
     for f in flags:
@@ -331,7 +297,7 @@ def test_full_queue_disk_through_the_agent(tmp_path, small_disk):
             recovered_s = time.monotonic() - t_room
             time.sleep(1.5)
         assert not load.unexpected(), load.unexpected()[:5]
-        agent.stop(kill=True)
+        agent.stop(signal.SIGKILL)
         agent.start(a_admin)
         # Every span the agent acknowledged reaches the collector.
         deadline = time.monotonic() + 60

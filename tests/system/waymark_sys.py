@@ -412,3 +412,42 @@ def verify_acknowledged(query_url: str, ledger: "Ledger"):
             if miss or note:
                 missing[tid] = (status, note, sorted(miss))
     return verified, missing, dups
+
+
+# --------------------------------------------------------------------------
+# Any waymark subcommand as a process (agent, collector, ...)
+# --------------------------------------------------------------------------
+
+class Proc:
+    """`waymark <args>` with stderr appended to `log`; start() waits for the
+    admin port's /ready."""
+
+    def __init__(self, args, log):
+        self.args, self.log, self.p = args, log, None
+
+    def start(self, admin_port, timeout=30):
+        self.p = subprocess.Popen([str(binary_path()), *self.args], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"),
+                                  start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.p.poll() is None, open(self.log).read()[-3000:]
+            try:
+                if requests.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200:
+                    return
+            except requests.RequestException:
+                pass
+            time.sleep(0.05)
+        raise AssertionError("not ready: " + open(self.log).read()[-3000:])
+
+    def alive(self) -> bool:
+        return self.p is not None and self.p.poll() is None
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.alive():
+            self.p.send_signal(sig)
+            try:
+                self.p.wait(15)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()

@@ -175,6 +175,33 @@ struct Condition {
 }
 
 impl Shared {
+    fn new(
+        cfg: EmbeddedConfig,
+        store: Arc<dyn ObjectStore>,
+        wal_dir: PathBuf,
+        state: State,
+        stored_spans: u64,
+        read_only: bool,
+    ) -> Shared {
+        Shared {
+            store,
+            wal_dir,
+            state: RwLock::new(state),
+            cache: Mutex::new(PageCache::new(cfg.page_cache_pages)),
+            ready: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            stored_spans: AtomicU64::new(stored_spans),
+            counters: Counters {
+                disk_free: AtomicU64::new(u64::MAX),
+                ..Default::default()
+            },
+            condition: Mutex::new(Condition::default()),
+            repairing: Mutex::new(BTreeSet::new()),
+            read_only,
+            cfg,
+        }
+    }
+
     fn warn(&self, subject: impl Into<String>, message: impl Into<String>) {
         self.condition
             .lock()
@@ -257,27 +284,18 @@ impl EmbeddedStorage {
         let replay = replay_wal(&cfg.data_dir, &covered, max_covered, false)?;
 
         let stored: u64 = blocks.iter().map(|b| b.index.meta.span_count).sum();
-        let shared = Arc::new(Shared {
+        let shared = Arc::new(Shared::new(
+            cfg,
             store,
-            wal_dir: wal_dir.clone(),
-            state: RwLock::new(State {
+            wal_dir.clone(),
+            State {
                 head: replay.head,
                 frozen: Vec::new(),
                 blocks: blocks.into_iter().map(Arc::new).collect(),
-            }),
-            cache: Mutex::new(PageCache::new(cfg.page_cache_pages)),
-            ready: AtomicBool::new(false),
-            closed: AtomicBool::new(false),
-            stored_spans: AtomicU64::new(stored + replay.spans as u64),
-            counters: Counters {
-                disk_free: AtomicU64::new(u64::MAX),
-                ..Default::default()
             },
-            condition: Mutex::new(Condition::default()),
-            repairing: Mutex::new(BTreeSet::new()),
-            read_only: false,
-            cfg,
-        });
+            stored + replay.spans as u64,
+            false,
+        ));
         for (subject, message) in replay.damaged {
             shared.report_corrupt(subject, message);
         }
@@ -339,27 +357,18 @@ impl EmbeddedStorage {
             true,
         )?);
         let s = EmbeddedStorage {
-            shared: Arc::new(Shared {
+            shared: Arc::new(Shared::new(
+                cfg,
                 store,
                 wal_dir,
-                state: RwLock::new(State {
+                State {
                     head: Head::new(0),
                     frozen: Vec::new(),
                     blocks: Vec::new(),
-                }),
-                cache: Mutex::new(PageCache::new(cfg.page_cache_pages)),
-                ready: AtomicBool::new(false),
-                closed: AtomicBool::new(false),
-                stored_spans: AtomicU64::new(0),
-                counters: Counters {
-                    disk_free: AtomicU64::new(u64::MAX),
-                    ..Default::default()
                 },
-                condition: Mutex::new(Condition::default()),
-                repairing: Mutex::new(BTreeSet::new()),
-                read_only: true,
-                cfg,
-            }),
+                0,
+                true,
+            )),
             tx,
             thread: Mutex::new(None),
             sampling,
