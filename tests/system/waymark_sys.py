@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import os
 import pathlib
+import random
 import signal
 import socket
 import subprocess
@@ -43,18 +44,50 @@ def binary_path() -> pathlib.Path:
     return REPO_ROOT / "target" / "debug" / "waymark"
 
 
-def free_ports(n: int) -> list[int]:
-    """n distinct free loopback ports (all bound at once so they differ)."""
-    socks = []
+def _ephemeral_range() -> tuple[int, int]:
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        lo, hi = open("/proc/sys/net/ipv4/ip_local_port_range").read().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+_port_rng = random.Random()
+_handed_out: set[int] = set()
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports, chosen below the kernel's ephemeral
+    range: a port handed out here cannot be taken meanwhile by a process
+    that binds port 0 (as the servers do for listeners a test turns off),
+    nor by an outgoing connection. Each port is handed out once per run."""
+    lo, _ = _ephemeral_range()
+    low = 10000 if lo > 12000 else 1024
+    out: list[int] = []
+    with _registry_lock:
+        for _ in range(n * 200):
+            if len(out) == n:
+                break
+            port = _port_rng.randrange(low, lo)
+            if port in _handed_out:
+                continue
+            # Free for TCP and UDP (the Jaeger agent ports are UDP).
+            ok = True
+            for kind in (socket.SOCK_STREAM, socket.SOCK_DGRAM):
+                s = socket.socket(socket.AF_INET, kind)
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                finally:
+                    s.close()
+            if not ok:
+                continue
+            _handed_out.add(port)
+            out.append(port)
+    if len(out) < n:
+        raise RuntimeError(f"found only {len(out)} of {n} free ports below {lo}")
+    return out
 
 
 class ServerError(AssertionError):
@@ -418,6 +451,12 @@ def verify_acknowledged(query_url: str, ledger: "Ledger"):
 # Any waymark subcommand as a process (agent, collector, ...)
 # --------------------------------------------------------------------------
 
+def _head_and_tail(path, n=1500) -> str:
+    """A log's start and end: a backtrace can push the error out of the tail."""
+    text = open(path, errors="replace").read()
+    return text if len(text) <= 2 * n else f"{text[:n]}\n[...]\n{text[-n:]}"
+
+
 class Proc:
     """`waymark <args>` with stderr appended to `log`; start() waits for the
     admin port's /ready."""
@@ -431,7 +470,7 @@ class Proc:
                                   start_new_session=True)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            assert self.p.poll() is None, open(self.log).read()[-3000:]
+            assert self.p.poll() is None, _head_and_tail(self.log)
             try:
                 if requests.get(f"http://127.0.0.1:{admin_port}/ready", timeout=1).status_code == 200:
                     return
