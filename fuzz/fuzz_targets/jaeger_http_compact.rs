@@ -3,7 +3,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use waymark_fuzz::{check, limits};
-use waymark_receivers::jaeger::thrift::Protocol;
+use waymark_receivers::thrift::Protocol;
 
 fuzz_target!(|data: &[u8]| {
     check(waymark_receivers::jaeger::decode_http_batch(

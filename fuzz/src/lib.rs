@@ -8,8 +8,7 @@
 //! write but not read back.
 
 use waymark_model::{AnyValue, KeyValue, Span};
-use waymark_receivers::Limits;
-use waymark_receivers::otlp::{DecodeError, Decoded};
+use waymark_receivers::{Decoded, Limits};
 
 /// Small limits, so that inputs of a few kilobytes reach every limit check.
 pub fn limits() -> Limits {
@@ -22,7 +21,7 @@ pub fn limits() -> Limits {
 }
 
 /// Checks a decoder's result; errors are fine, but they must say something.
-pub fn check(result: Result<Decoded, DecodeError>) {
+pub fn check<E: std::fmt::Display>(result: Result<Decoded, E>) {
     let limits = limits();
     let decoded = match result {
         Ok(d) => d,

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
+use waymark_otlp::to_request;
 use waymark_proto::otlp::collector::trace_service_client::TraceServiceClient;
-use waymark_receivers::otlp::convert::to_request;
 
 use crate::queue::DiskQueue;
 

@@ -40,7 +40,7 @@ impl GrpcQuery {
 }
 
 fn internal(e: StorageError) -> Status {
-    Status::internal(e.to_string())
+    crate::storage_failure(&e).grpc_status(e.to_string())
 }
 
 fn ts(ns: u64) -> prost_types::Timestamp {
@@ -332,7 +332,7 @@ fn traces_data(traces: &[AdjustedTrace]) -> waymark_proto::otlp::trace::TracesDa
         .flat_map(|t| t.trace.spans.iter().cloned())
         .collect();
     waymark_proto::otlp::trace::TracesData {
-        resource_spans: waymark_receivers::otlp::convert::to_request(&spans).resource_spans,
+        resource_spans: waymark_otlp::to_request(&spans).resource_spans,
     }
 }
 

@@ -1,8 +1,6 @@
 //! Jaeger's HTTP query API (`/api/...`), in the envelope
 //! `{"data","total","limit","offset","errors"}`.
 
-use std::time::Instant;
-
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{Path, RawQuery, State};
@@ -67,8 +65,10 @@ fn json_response(status: StatusCode, body: &Value, pretty: bool) -> Response {
 }
 
 fn storage_err(e: StorageError) -> Response {
-    tracing::error!(error = %e, "query failed");
-    err(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    let failure = crate::storage_failure(&e);
+    let mut r = err(failure.answer().http, e.to_string());
+    failure.add_retry_after(&mut r);
+    r
 }
 
 fn bad(e: ParamError) -> Response {
@@ -76,16 +76,13 @@ fn bad(e: ParamError) -> Response {
 }
 
 async fn services(State(st): State<ApiState>) -> Response {
-    let t = Instant::now();
-    let r = match st.query.services().await {
+    match st.query.services().await {
         Ok(s) => {
             let n = s.len();
             ok(json!(s), n, false)
         }
         Err(e) => storage_err(e),
-    };
-    st.metrics.observe("services", t);
-    r
+    }
 }
 
 async fn service_operations(State(st): State<ApiState>, Path(service): Path<String>) -> Response {
@@ -142,7 +139,6 @@ async fn trace_by_id(
     Path(id): Path<String>,
     RawQuery(q): RawQuery,
 ) -> Response {
-    let t = Instant::now();
     let p = Params::parse(q.as_deref());
     let raw = p.get(&["raw"]) == Some("true");
     let pretty = p.get(&["prettyPrint"]) == Some("true");
@@ -150,13 +146,11 @@ async fn trace_by_id(
         Ok(id) => id,
         Err(e) => return err(StatusCode::BAD_REQUEST, e),
     };
-    let r = match st.query.get_trace(id, raw).await {
+    match st.query.get_trace(id, raw).await {
         Ok(Some(tr)) => ok(json!([jaeger_json::trace(&tr)]), 1, pretty),
         Ok(None) => err(StatusCode::NOT_FOUND, "trace not found"),
         Err(e) => storage_err(e),
-    };
-    st.metrics.observe("trace_by_id", t);
-    r
+    }
 }
 
 /// Parses Jaeger's search parameters into a query.
@@ -249,7 +243,6 @@ pub fn parse_search(p: &Params, now: u64) -> Result<TraceQuery, ParamError> {
 }
 
 async fn search(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
-    let t = Instant::now();
     let p = Params::parse(q.as_deref());
     let raw = p.get(&["raw"]) == Some("true");
     let pretty = p.get(&["prettyPrint"]) == Some("true");
@@ -289,14 +282,12 @@ async fn search(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
     };
     let data: Vec<Value> = traces.iter().map(jaeger_json::trace).collect();
     let n = data.len();
-    let r = if missing.is_empty() {
+    if missing.is_empty() {
         ok(Value::Array(data), n, pretty)
     } else {
         let body = json!({"data": data, "total": n, "limit": 0, "offset": 0, "errors": missing});
         json_response(StatusCode::OK, &body, pretty)
-    };
-    st.metrics.observe("search", t);
-    r
+    }
 }
 
 async fn dependencies(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Response {
@@ -332,12 +323,21 @@ async fn dependencies(State(st): State<ApiState>, RawQuery(q): RawQuery) -> Resp
 
 /// `POST /api/transform`: OTLP JSON in, Jaeger JSON out, nothing stored.
 async fn transform(State(st): State<ApiState>, body: Bytes) -> Response {
-    let decoded = match waymark_receivers::otlp::decode_json(&body, &Default::default()) {
-        Ok(d) => d,
-        Err(e) => return err(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    if decoded.rejected > 0 {
-        return err(StatusCode::BAD_REQUEST, decoded.error_message());
+    let mut decoded = waymark_otlp::Collected::default();
+    if let Err(e) = waymark_otlp::decode_json(&body, &mut decoded) {
+        return err(
+            StatusCode::BAD_REQUEST,
+            format!("request body is not valid OTLP JSON: {e}"),
+        );
+    }
+    if let Some(first) = decoded.invalid.first() {
+        return err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "{} of the spans are not valid: {first}",
+                decoded.invalid.len()
+            ),
+        );
     }
     let mut by_trace: Vec<(TraceId, Vec<waymark_model::Span>)> = Vec::new();
     for s in decoded.spans {

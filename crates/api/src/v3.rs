@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use serde_json::{Value, json};
 use waymark_model::{SpanKind, StatusCode as SpanStatus};
+use waymark_otlp::spans_to_otlp_json;
 use waymark_query::AdjustedTrace;
-use waymark_receivers::otlp::spans_to_otlp_json;
 use waymark_storage::{StorageError, TraceQuery};
 
 use crate::ApiState;
@@ -49,8 +49,10 @@ fn ok(body: Value) -> Response {
 }
 
 fn storage_err(e: StorageError) -> Response {
-    tracing::error!(error = %e, "query failed");
-    error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+    let failure = crate::storage_failure(&e);
+    let mut r = error(failure.answer().http, e.to_string());
+    failure.add_retry_after(&mut r);
+    r
 }
 
 async fn services(State(st): State<ApiState>) -> Response {

@@ -259,7 +259,7 @@ async fn bad_parameters_name_the_parameter() {
 async fn transform_renders_otlp_json_without_storing() {
     let (app, _d) = app().await;
     let other = waymark_testkit::span(0x77, 1, None, "upload", "op", T0, 1000);
-    let body = waymark_receivers::otlp::spans_to_otlp_json(&[other]).to_string();
+    let body = waymark_otlp::spans_to_otlp_json(&[other]).to_string();
     let resp = app
         .clone()
         .oneshot(

@@ -22,7 +22,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use waymark_model::Span;
-use waymark_storage::{Storage, StorageError};
+use waymark_storage::{Storage, StorageError, StorageErrorKind};
 
 /// Where the pipeline's writers put spans: storage in a collector, the
 /// durable disk queue in an agent.
@@ -71,10 +71,23 @@ impl Default for PipelineConfig {
 pub enum SubmitError {
     #[error("ingest queue is full ({queued} spans queued); retry later")]
     Full { queued: usize },
+    /// The sink's error, with its kind, so that the edge can tell a client
+    /// to retry (a full disk) or not (corrupt data).
     #[error("storage failed: {0}")]
-    Storage(String),
+    Storage(StorageError),
     #[error("pipeline is shutting down")]
     Closed,
+}
+
+impl SubmitError {
+    /// What the failure is, in storage's terms: a full queue or a closing
+    /// pipeline is a store that cannot take writes right now.
+    pub fn kind(&self) -> StorageErrorKind {
+        match self {
+            SubmitError::Full { .. } | SubmitError::Closed => StorageErrorKind::Unavailable,
+            SubmitError::Storage(e) => e.kind,
+        }
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -173,7 +186,7 @@ struct Job {
     /// Queue room this job holds (its span count, capped at the capacity).
     room: usize,
     protocol: &'static str,
-    ack: oneshot::Sender<Result<(), String>>,
+    ack: oneshot::Sender<Result<(), StorageError>>,
 }
 
 /// Handle used by receivers; cheap to clone.
@@ -311,13 +324,24 @@ async fn write_jobs(
             Ok(()) => metrics.stored.get_or_create(&label).inc_by(n as u64),
             Err(_) => metrics.failed.get_or_create(&label).inc_by(n as u64),
         };
-        let _ = ack.send(res.as_ref().map(|_| ()).map_err(|e| e.to_string()));
+        // One write answers many submissions; each gets the error's kind
+        // and its whole message (the source chain included).
+        let _ = ack.send(res.as_ref().map(|_| ()).map_err(|e| {
+            let mut message = e.message.clone();
+            let mut cur = std::error::Error::source(e);
+            while let Some(s) = cur {
+                message.push_str(": ");
+                message.push_str(&s.to_string());
+                cur = s.source();
+            }
+            StorageError::new(e.kind, message)
+        }));
     }
     match &res {
         // A refusal (full disk, a WAL fault) is logged once by the storage
         // when its state changes and counted in `failed`; one line per
         // refused request would flood the log.
-        Err(e) if e.kind == waymark_storage::StorageErrorKind::Unavailable => {
+        Err(e) if e.kind == StorageErrorKind::Unavailable => {
             tracing::debug!(error = %e, spans = total, "storage refused a write")
         }
         Err(e) => tracing::error!(error = %e, spans = total, "storage write failed"),

@@ -5,12 +5,17 @@
 //! maps outcomes to protocol status codes.
 //!
 //! Every receiver implements [`Receiver`]; the server registers them in one
-//! place. Nothing in this crate touches storage directly.
+//! place. The protocols sit side by side on one core ([`ingest`]): each
+//! has its own decode error, and all of them share validation, limits,
+//! counting, submission and the mapping of failures to status. The Thrift
+//! reader ([`thrift`]) is shared by Jaeger and Zipkin v1. Nothing in this
+//! crate touches storage directly.
 
-pub mod body;
+pub mod ingest;
 pub mod jaeger;
 pub mod limits;
 pub mod otlp;
+pub mod thrift;
 pub mod zipkin;
 
 use std::sync::Arc;
@@ -19,6 +24,7 @@ use async_trait::async_trait;
 use tokio::sync::watch;
 use waymark_pipeline::Pipeline;
 
+pub use ingest::{Accepted, Decoded, IngestError, TooManySpans};
 pub use limits::Limits;
 
 /// What every receiver gets: where to send spans and which limits apply.

@@ -25,10 +25,10 @@ use waymark_pipeline::{IngestMetrics, Pipeline, PipelineConfig};
 use waymark_query::{QueryOptions, QueryService};
 use waymark_receivers::jaeger::grpc::JaegerGrpcReceiver;
 use waymark_receivers::jaeger::http::JaegerHttpReceiver;
-use waymark_receivers::jaeger::thrift::Protocol;
 use waymark_receivers::jaeger::udp::JaegerUdpReceiver;
 use waymark_receivers::otlp::grpc::OtlpGrpcReceiver;
 use waymark_receivers::otlp::http::OtlpHttpReceiver;
+use waymark_receivers::thrift::Protocol;
 use waymark_receivers::zipkin::http::ZipkinReceiver;
 use waymark_receivers::{Receiver, ReceiverContext};
 use waymark_storage::{EmbeddedConfig, EmbeddedStorage, Storage};
@@ -409,7 +409,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
             ),
             metrics: api_metrics,
         };
-        let grpc_routes = waymark_api::grpc::routes(api.query.clone());
+        let grpc_routes = waymark_api::grpc_routes(api.query.clone(), api.metrics.clone());
         tasks.push((
             "query",
             spawn_http(l, waymark_api::query_router(api), shutdown_rx.clone()),

@@ -57,7 +57,7 @@ async fn query_services_over_grpc() {
     let mut otlp = TraceServiceClient::connect(format!("http://{}", b.otlp_grpc.unwrap()))
         .await
         .unwrap();
-    otlp.export(waymark_receivers::otlp::convert::to_request(&fixture))
+    otlp.export(waymark_otlp::to_request(&fixture))
         .await
         .unwrap();
 

@@ -1,11 +1,13 @@
 //! Test and benchmark support shared by every crate: a fixture trace that
 //! uses every field of the span model, a generator of realistic traces (used
 //! by `waymark tracegen` and the benchmark), and the storage conformance
-//! suite that every [`Storage`] backend must pass unchanged.
+//! suite that every [`Storage`] backend must pass unchanged, and a store
+//! that fails on demand ([`faulty::FaultyStorage`]) for error-mapping tests.
 //!
 //! Nothing here is used by the server at run time except the generator.
 
 pub mod conformance;
+pub mod faulty;
 pub mod generator;
 
 use std::sync::Arc;

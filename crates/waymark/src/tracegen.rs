@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 use prost::Message;
+use waymark_otlp::to_request;
 use waymark_proto::otlp::collector::trace_service_client::TraceServiceClient;
-use waymark_receivers::otlp::convert::to_request;
 use waymark_testkit::{GeneratorConfig, TraceGenerator, now_ns};
 
 #[derive(Args, Debug, Clone)]

@@ -13,9 +13,9 @@ use waymark_model::{
     StatusCode, TraceId,
 };
 
-use super::thrift::TValue;
-use crate::Limits;
-use crate::otlp::{DecodeError, Decoded};
+use super::JaegerError;
+use crate::thrift::TValue;
+use crate::{Decoded, Limits};
 
 type Fields = [(i16, TValue)];
 
@@ -116,8 +116,8 @@ fn ids(high: i64, low: i64) -> [u8; 16] {
 }
 
 /// Converts a decoded Thrift `Batch` struct.
-pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, DecodeError> {
-    let bad = |m: &str| DecodeError::Thrift(format!("not a Jaeger Batch: {m}"));
+pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, JaegerError> {
+    let bad = |m: &str| JaegerError::Thrift(format!("not a Jaeger Batch: {m}"));
     let process = match field(batch, 1) {
         Some(TValue::Struct(p)) => p,
         _ => return Err(bad("process (field 1) missing")),
@@ -130,11 +130,12 @@ pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, Decode
         service_name: str_of(process, 1).unwrap_or_default(),
         tags: tags(list_of(process, 2)),
     };
-    let mut out = Decoded::default();
+    let mut out = Decoded::new(limits);
+    out.expect(spans.len())?;
     let mut converted = Vec::with_capacity(spans.len());
-    for (i, s) in spans.iter().enumerate() {
+    for s in spans {
         let TValue::Struct(s) = s else {
-            out.reject(format!("span {i}: not a struct"));
+            out.reject("", "not a struct");
             continue;
         };
         converted.push((
@@ -168,7 +169,7 @@ pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, Decode
             },
         ));
     }
-    to_model(&process, converted, out, limits)
+    to_model(&process, converted, out)
 }
 
 /// Maps Jaeger spans (each with its own process, or the batch's) into the
@@ -176,16 +177,9 @@ pub fn batch_to_model(batch: &Fields, limits: &Limits) -> Result<Decoded, Decode
 pub fn to_model(
     batch_process: &JaegerProcess,
     spans: Vec<(Option<JaegerProcess>, JaegerSpan)>,
-    pre: Decoded,
-    limits: &Limits,
-) -> Result<Decoded, DecodeError> {
-    let mut out = pre;
-    if spans.len() + out.rejected > limits.max_spans_per_request {
-        return Err(DecodeError::TooManySpans {
-            got: spans.len() + out.rejected,
-            limit: limits.max_spans_per_request,
-        });
-    }
+    mut out: Decoded,
+) -> Result<Decoded, JaegerError> {
+    out.expect(spans.len())?;
     let mut resources: Vec<Arc<Resource>> = Vec::new();
     let mut scopes: Vec<Arc<Scope>> = vec![Arc::new(Scope::default())];
     let process_attrs = |p: &JaegerProcess| {
@@ -203,25 +197,24 @@ pub fn to_model(
     // The batch's process is built once; only spans with a process of
     // their own (api_v2) pay for another lookup.
     let batch_resource = crate::intern_resource(&mut resources, process_attrs(batch_process));
-    for (i, (process, s)) in spans.into_iter().enumerate() {
+    for (process, s) in spans {
         let resource = match &process {
             Some(p) => crate::intern_resource(&mut resources, process_attrs(p)),
             None => batch_resource.clone(),
         };
         let name = s.operation_name.clone();
-        match span(s, &resource, &mut scopes, limits) {
-            Ok(span) => out.spans.push(span),
-            Err(why) => out.reject(format!("span {i} ({name:?}): {why}")),
+        match span(s, &resource, &mut scopes) {
+            Ok(span) => out.push(span),
+            Err(why) => out.reject(&name, why),
         }
     }
-    Ok(out)
+    Ok(out.finish()?)
 }
 
 fn span(
     s: JaegerSpan,
     resource: &Arc<Resource>,
     scopes: &mut Vec<Arc<Scope>>,
-    limits: &Limits,
 ) -> Result<Span, String> {
     let tid = TraceId::from_bytes(&s.trace_id).map_err(|e| format!("trace id: {e}"))?;
     let span_id =
@@ -340,6 +333,5 @@ fn span(
         resource: resource.clone(),
         scope,
     };
-    crate::otlp::convert::check_limits(&span, limits)?;
     Ok(span)
 }

@@ -8,9 +8,9 @@ use waymark_model::{AnyValue, KeyValue};
 use waymark_proto::jaeger::api_v2 as pb;
 use waymark_proto::jaeger::api_v2::collector_service_server::CollectorService;
 
+use super::JaegerError;
 use super::batch::{JaegerProcess, JaegerSpan, to_model};
-use crate::ReceiverContext;
-use crate::otlp::Decoded;
+use crate::{Decoded, IngestError, ReceiverContext};
 
 /// Metric label.
 pub const PROTO_GRPC: &str = "jaeger_grpc";
@@ -72,10 +72,7 @@ fn dur_ns(d: Option<prost_types::Duration>) -> u64 {
 }
 
 /// Converts a `PostSpansRequest` batch (pure; used by tests too).
-pub fn decode_batch(
-    batch: pb::Batch,
-    limits: &crate::Limits,
-) -> Result<Decoded, crate::otlp::DecodeError> {
+pub fn decode_batch(batch: pb::Batch, limits: &crate::Limits) -> Result<Decoded, JaegerError> {
     let batch_process = batch.process.map(process).unwrap_or_default();
     let spans = batch
         .spans
@@ -113,7 +110,7 @@ pub fn decode_batch(
             )
         })
         .collect();
-    to_model(&batch_process, spans, Decoded::default(), limits)
+    to_model(&batch_process, spans, Decoded::new(limits))
 }
 
 #[tonic::async_trait]
@@ -123,19 +120,17 @@ impl CollectorService for JaegerCollector {
         request: Request<pb::PostSpansRequest>,
     ) -> Result<Response<pb::PostSpansResponse>, Status> {
         let batch = request.into_inner().batch.unwrap_or_default();
-        let decoded = decode_batch(batch, &self.ctx.limits)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let metrics = self.ctx.pipeline.metrics();
-        metrics.count_received(PROTO_GRPC, decoded.spans.len() + decoded.rejected);
-        metrics.count_rejected(PROTO_GRPC, decoded.rejected);
-        if decoded.rejected > 0 && decoded.spans.is_empty() {
-            return Err(Status::invalid_argument(decoded.error_message()));
-        }
-        self.ctx
-            .pipeline
-            .submit(PROTO_GRPC, decoded.spans)
+        let decoded = decode_batch(batch, &self.ctx.limits).map_err(Into::into);
+        let accepted = self
+            .ctx
+            .ingest(PROTO_GRPC, decoded)
             .await
-            .map_err(crate::otlp::grpc::submit_status)?;
+            .map_err(|e| e.grpc_status())?;
+        // api_v2 has no partial-success answer: a batch of which nothing
+        // was usable is an invalid request, a partly usable one succeeds.
+        if accepted.rejected > 0 && accepted.stored == 0 {
+            return Err(IngestError::AllRejected(accepted.message).grpc_status());
+        }
         Ok(Response::new(pb::PostSpansResponse {}))
     }
 }

@@ -11,10 +11,11 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::thrift::Protocol;
+use waymark_edge::body::{media_type, read_body};
+
 use super::{PROTO_HTTP, decode_http_batch};
-use crate::body::{media_type, text};
-use crate::{Receiver, ReceiverContext, wait_shutdown};
+use crate::thrift::Protocol;
+use crate::{IngestError, Receiver, ReceiverContext, wait_shutdown};
 
 pub struct JaegerHttpReceiver {
     pub listener: TcpListener,
@@ -35,36 +36,22 @@ async fn traces(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Bo
         "application/x-thrift" | "application/vnd.apache.thrift.binary" => Protocol::Binary,
         "application/vnd.apache.thrift.compact" => Protocol::Compact,
         other => {
-            return text(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "unsupported content type {other:?}: send application/x-thrift or application/vnd.apache.thrift.binary"
-                ),
-            );
+            let e = IngestError::UnsupportedMedia(format!(
+                "unsupported content type {other:?}: send application/x-thrift or application/vnd.apache.thrift.binary"
+            ));
+            return ctx.ingest(PROTO_HTTP, Err(e)).await.unwrap_err().text();
         }
     };
-    let bytes = match crate::body::read_body(&headers, body, ctx.limits.max_request_bytes).await {
-        Ok(b) => b,
-        Err(e) => return text(e.status(), e.to_string()),
-    };
-    let metrics = ctx.pipeline.metrics();
-    let decoded = match decode_http_batch(&bytes, protocol, &ctx.limits) {
-        Ok(d) => d,
-        Err(e) => {
-            metrics.count_malformed(PROTO_HTTP);
-            return text(StatusCode::BAD_REQUEST, e.to_string());
-        }
-    };
-    metrics.count_received(PROTO_HTTP, decoded.spans.len() + decoded.rejected);
-    metrics.count_rejected(PROTO_HTTP, decoded.rejected);
-    let message = decoded.error_message();
-    if let Err(e) = ctx.pipeline.submit(PROTO_HTTP, decoded.spans).await {
-        return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
-    if message.is_empty() {
-        StatusCode::ACCEPTED.into_response()
-    } else {
-        text(StatusCode::ACCEPTED, message)
+    let decoded = read_body(&headers, body, ctx.limits.max_request_bytes)
+        .await
+        .map_err(IngestError::from)
+        .and_then(|bytes| decode_http_batch(&bytes, protocol, &ctx.limits).map_err(Into::into));
+    match ctx.ingest(PROTO_HTTP, decoded).await {
+        Ok(a) if a.message.is_empty() => StatusCode::ACCEPTED.into_response(),
+        // No partial-success answer in this API: the valid spans are
+        // stored and the text says what was dropped.
+        Ok(a) => (StatusCode::ACCEPTED, a.message).into_response(),
+        Err(e) => e.text(),
     }
 }
 

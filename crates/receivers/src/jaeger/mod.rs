@@ -5,12 +5,28 @@
 pub mod batch;
 pub mod grpc;
 pub mod http;
-pub mod thrift;
 pub mod udp;
 
-use crate::Limits;
-use crate::otlp::{DecodeError, Decoded};
-use thrift::{Protocol, TValue};
+use crate::thrift::{Protocol, TValue, read_message, read_struct};
+use crate::{Decoded, IngestError, Limits, TooManySpans};
+
+/// A Jaeger request that cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum JaegerError {
+    #[error("request body is not valid Jaeger Thrift: {0}")]
+    Thrift(String),
+    #[error(transparent)]
+    TooManySpans(#[from] TooManySpans),
+}
+
+impl From<JaegerError> for IngestError {
+    fn from(e: JaegerError) -> IngestError {
+        match e {
+            JaegerError::TooManySpans(t) => IngestError::TooManySpans(t),
+            other => IngestError::malformed(other),
+        }
+    }
+}
 
 /// Metric labels.
 pub const PROTO_UDP_COMPACT: &str = "jaeger_udp_compact";
@@ -25,17 +41,17 @@ pub fn decode_agent_packet(
     bytes: &[u8],
     protocol: Protocol,
     limits: &Limits,
-) -> Result<Decoded, DecodeError> {
-    let msg = thrift::read_message(bytes, protocol).map_err(|e| DecodeError::Thrift(e.0))?;
+) -> Result<Decoded, JaegerError> {
+    let msg = read_message(bytes, protocol).map_err(|e| JaegerError::Thrift(e.0))?;
     match msg.name.as_str() {
         "emitBatch" => match msg.body.iter().find(|(id, _)| *id == 1) {
             Some((_, TValue::Struct(b))) => batch::batch_to_model(b, limits),
-            _ => Err(DecodeError::Thrift("emitBatch carries no Batch".into())),
+            _ => Err(JaegerError::Thrift("emitBatch carries no Batch".into())),
         },
-        "emitZipkinBatch" => Err(DecodeError::Thrift(
+        "emitZipkinBatch" => Err(JaegerError::Thrift(
             "emitZipkinBatch is not supported: send Zipkin spans to the Zipkin port (9411)".into(),
         )),
-        other => Err(DecodeError::Thrift(format!(
+        other => Err(JaegerError::Thrift(format!(
             "unknown agent method {other:?}: expected emitBatch"
         ))),
     }
@@ -46,7 +62,7 @@ pub fn decode_http_batch(
     bytes: &[u8],
     protocol: Protocol,
     limits: &Limits,
-) -> Result<Decoded, DecodeError> {
-    let b = thrift::read_struct(bytes, protocol).map_err(|e| DecodeError::Thrift(e.0))?;
+) -> Result<Decoded, JaegerError> {
+    let b = read_struct(bytes, protocol).map_err(|e| JaegerError::Thrift(e.0))?;
     batch::batch_to_model(&b, limits)
 }

@@ -11,9 +11,9 @@ use async_trait::async_trait;
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 
-use super::thrift::Protocol;
 use super::{MAX_PACKET, decode_agent_packet};
-use crate::{Receiver, ReceiverContext, wait_shutdown};
+use crate::thrift::Protocol;
+use crate::{IngestError, Receiver, ReceiverContext, wait_shutdown};
 
 pub struct JaegerUdpReceiver {
     pub socket: UdpSocket,
@@ -47,17 +47,14 @@ impl Receiver for JaegerUdpReceiver {
             let mut last_log: Option<Instant> = None;
             let mut unlogged = 0u64;
             while let Some(packet) = rx.recv().await {
-                let metrics = ctx.pipeline.metrics();
-                match decode_agent_packet(&packet, protocol, &ctx.limits) {
-                    Ok(d) => {
-                        metrics.count_received(label, d.spans.len() + d.rejected);
-                        metrics.count_rejected(label, d.rejected);
-                        if let Err(e) = ctx.pipeline.submit(label, d.spans).await {
-                            tracing::warn!(protocol = label, error = %e, "udp batch not stored");
-                        }
+                let decoded =
+                    decode_agent_packet(&packet, protocol, &ctx.limits).map_err(Into::into);
+                match ctx.ingest(label, decoded).await {
+                    Ok(_) => {}
+                    Err(e @ IngestError::Refused(_)) => {
+                        tracing::warn!(protocol = label, error = %e, "udp batch not stored");
                     }
                     Err(e) => {
-                        metrics.count_malformed(label);
                         unlogged += 1;
                         if last_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
                             tracing::warn!(protocol = label, error = %e, packets = unlogged, "malformed udp packets");

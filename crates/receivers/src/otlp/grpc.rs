@@ -5,13 +5,12 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
-use waymark_pipeline::SubmitError;
 use waymark_proto::otlp::collector::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     trace_service_server::{TraceService, TraceServiceServer},
 };
 
-use super::{DecodeError, PROTO_GRPC, from_request};
+use super::{PROTO_GRPC, from_request};
 use crate::{Receiver, ReceiverContext, wait_shutdown};
 
 /// The OTLP gRPC receiver.
@@ -24,40 +23,22 @@ struct Service {
     ctx: ReceiverContext,
 }
 
-/// Maps a pipeline refusal to the status OTLP clients retry on.
-pub fn submit_status(e: SubmitError) -> Status {
-    match e {
-        SubmitError::Full { .. } | SubmitError::Closed | SubmitError::Storage(_) => {
-            Status::unavailable(e.to_string())
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl TraceService for Service {
     async fn export(
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let decoded =
-            from_request(request.into_inner(), &self.ctx.limits).map_err(|e| match e {
-                DecodeError::TooManySpans { .. } => Status::invalid_argument(e.to_string()),
-                other => Status::invalid_argument(other.to_string()),
-            })?;
-        let metrics = self.ctx.pipeline.metrics();
-        metrics.count_received(PROTO_GRPC, decoded.spans.len() + decoded.rejected);
-        metrics.count_rejected(PROTO_GRPC, decoded.rejected);
-        let message = decoded.error_message();
-        let rejected = decoded.rejected as i64;
-        self.ctx
-            .pipeline
-            .submit(PROTO_GRPC, decoded.spans)
+        let decoded = from_request(request.into_inner(), &self.ctx.limits).map_err(Into::into);
+        let accepted = self
+            .ctx
+            .ingest(PROTO_GRPC, decoded)
             .await
-            .map_err(submit_status)?;
+            .map_err(|e| e.grpc_status())?;
         Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
-                rejected_spans: rejected,
-                error_message: message,
+            partial_success: (accepted.rejected > 0).then_some(ExportTracePartialSuccess {
+                rejected_spans: accepted.rejected as i64,
+                error_message: accepted.message,
             }),
         }))
     }

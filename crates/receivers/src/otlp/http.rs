@@ -15,12 +15,11 @@ use prost::Message;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::cors::{AllowOrigin, CorsLayer};
-use waymark_pipeline::SubmitError;
 use waymark_proto::google::rpc::Status as RpcStatus;
 use waymark_proto::otlp::collector::{ExportTracePartialSuccess, ExportTraceServiceResponse};
 
 use super::{PROTO_HTTP, decode_json, decode_protobuf};
-use crate::{Receiver, ReceiverContext, wait_shutdown};
+use crate::{IngestError, Receiver, ReceiverContext, wait_shutdown};
 
 /// The OTLP HTTP receiver.
 pub struct OtlpHttpReceiver {
@@ -62,10 +61,15 @@ pub fn router(ctx: ReceiverContext, cors_allowed_origins: &[String]) -> Router {
     r
 }
 
-fn error(enc: Encoding, status: StatusCode, grpc_code: i32, message: String) -> Response {
+/// An error answer in the request's encoding: a `google.rpc.Status`
+/// carrying the gRPC code of the same failure.
+fn error(enc: Encoding, e: &IngestError) -> Response {
+    let failure = e.failure();
+    let answer = failure.answer();
+    let status = answer.http;
     let body = RpcStatus {
-        code: grpc_code,
-        message,
+        code: answer.grpc as i32,
+        message: e.to_string(),
     };
     let mut resp = match enc {
         Encoding::Json => (
@@ -81,17 +85,9 @@ fn error(enc: Encoding, status: StatusCode, grpc_code: i32, message: String) -> 
         )
             .into_response(),
     };
-    if status == StatusCode::SERVICE_UNAVAILABLE || status == StatusCode::TOO_MANY_REQUESTS {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
+    failure.add_retry_after(&mut resp);
     resp
 }
-
-// gRPC status codes used in error bodies.
-const INVALID_ARGUMENT: i32 = 3;
-const RESOURCE_EXHAUSTED: i32 = 8;
-const UNAVAILABLE: i32 = 14;
 
 async fn export(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) -> Response {
     let ctype = headers
@@ -108,53 +104,29 @@ async fn export(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Bo
         "application/x-protobuf" | "application/protobuf" => Encoding::Protobuf,
         "application/json" => Encoding::Json,
         _ => {
-            return error(
-                Encoding::Json,
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                INVALID_ARGUMENT,
-                format!(
-                    "unsupported content type {ctype:?}: send application/x-protobuf or application/json"
-                ),
-            );
+            let e = IngestError::UnsupportedMedia(format!(
+                "unsupported content type {ctype:?}: send application/x-protobuf or application/json"
+            ));
+            let e = ctx.ingest(PROTO_HTTP, Err(e)).await.unwrap_err();
+            return error(Encoding::Json, &e);
         }
     };
-    let bytes = match crate::body::read_body(&headers, body, ctx.limits.max_request_bytes).await {
-        Ok(b) => b,
-        Err(e) => {
-            let code = match e.status() {
-                StatusCode::PAYLOAD_TOO_LARGE => RESOURCE_EXHAUSTED,
-                _ => INVALID_ARGUMENT,
-            };
-            return error(enc, e.status(), code, e.to_string());
-        }
+    let decoded = waymark_edge::body::read_body(&headers, body, ctx.limits.max_request_bytes)
+        .await
+        .map_err(IngestError::from)
+        .and_then(|bytes| {
+            match enc {
+                Encoding::Protobuf => decode_protobuf(&bytes, &ctx.limits),
+                Encoding::Json => decode_json(&bytes, &ctx.limits),
+            }
+            .map_err(IngestError::from)
+        });
+    let accepted = match ctx.ingest(PROTO_HTTP, decoded).await {
+        Ok(a) => a,
+        Err(e) => return error(enc, &e),
     };
-    let decoded = match enc {
-        Encoding::Protobuf => decode_protobuf(&bytes, &ctx.limits),
-        Encoding::Json => decode_json(&bytes, &ctx.limits),
-    };
-    let decoded = match decoded {
-        Ok(d) => d,
-        Err(e) => {
-            return error(
-                enc,
-                StatusCode::BAD_REQUEST,
-                INVALID_ARGUMENT,
-                e.to_string(),
-            );
-        }
-    };
-    let metrics = ctx.pipeline.metrics();
-    metrics.count_received(PROTO_HTTP, decoded.spans.len() + decoded.rejected);
-    metrics.count_rejected(PROTO_HTTP, decoded.rejected);
-    let message = decoded.error_message();
-    let rejected = decoded.rejected as i64;
-    if let Err(e) = ctx.pipeline.submit(PROTO_HTTP, decoded.spans).await {
-        let status = match e {
-            SubmitError::Full { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        return error(enc, status, UNAVAILABLE, e.to_string());
-    }
+    let rejected = accepted.rejected as i64;
+    let message = accepted.message;
     let resp = ExportTraceServiceResponse {
         partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
             rejected_spans: rejected,

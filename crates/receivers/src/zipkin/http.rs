@@ -11,10 +11,10 @@ use axum::routing::post;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-use super::PROTO_ZIPKIN;
-use crate::body::{media_type, text};
-use crate::otlp::{DecodeError, Decoded};
-use crate::{Receiver, ReceiverContext, wait_shutdown};
+use waymark_edge::body::{media_type, read_body};
+
+use super::{PROTO_ZIPKIN, ZipkinError};
+use crate::{Decoded, IngestError, Receiver, ReceiverContext, wait_shutdown};
 
 /// The Zipkin receiver.
 pub struct ZipkinReceiver {
@@ -38,30 +38,24 @@ async fn ingest(
     ctx: &ReceiverContext,
     headers: &HeaderMap,
     body: Body,
-    decode: impl FnOnce(&[u8]) -> Result<Decoded, DecodeError>,
+    decode: impl FnOnce(&[u8]) -> Result<Decoded, ZipkinError>,
 ) -> Response {
-    let bytes = match crate::body::read_body(headers, body, ctx.limits.max_request_bytes).await {
-        Ok(b) => b,
-        Err(e) => return text(e.status(), e.to_string()),
-    };
-    let decoded = match decode(&bytes) {
-        Ok(d) => d,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let metrics = ctx.pipeline.metrics();
-    metrics.count_received(PROTO_ZIPKIN, decoded.spans.len() + decoded.rejected);
-    metrics.count_rejected(PROTO_ZIPKIN, decoded.rejected);
-    let message = decoded.error_message();
-    if let Err(e) = ctx.pipeline.submit(PROTO_ZIPKIN, decoded.spans).await {
-        return text(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
-    }
-    if message.is_empty() {
-        StatusCode::ACCEPTED.into_response()
-    } else {
+    let decoded = read_body(headers, body, ctx.limits.max_request_bytes)
+        .await
+        .map_err(IngestError::from)
+        .and_then(|bytes| decode(&bytes).map_err(Into::into));
+    match ctx.ingest(PROTO_ZIPKIN, decoded).await {
+        Ok(a) if a.message.is_empty() => StatusCode::ACCEPTED.into_response(),
         // Zipkin has no partial-success answer; the valid spans are stored
-        // and the message says what was dropped.
-        text(StatusCode::ACCEPTED, message)
+        // and the text says what was dropped.
+        Ok(a) => (StatusCode::ACCEPTED, a.message).into_response(),
+        Err(e) => e.text(),
     }
+}
+
+async fn unsupported(ctx: &ReceiverContext, message: String) -> Response {
+    let e = IngestError::UnsupportedMedia(message);
+    ctx.ingest(PROTO_ZIPKIN, Err(e)).await.unwrap_err().text()
 }
 
 async fn v2(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) -> Response {
@@ -79,12 +73,12 @@ async fn v2(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) 
             })
             .await
         }
-        other => text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
+        other => {
+            unsupported(&ctx, format!(
                 "unsupported content type {other:?} for /api/v2/spans: send application/json or application/x-protobuf"
-            ),
-        ),
+            ))
+            .await
+        }
     }
 }
 
@@ -103,12 +97,12 @@ async fn v1(State(ctx): State<ReceiverContext>, headers: HeaderMap, body: Body) 
             })
             .await
         }
-        other => text(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!(
+        other => {
+            unsupported(&ctx, format!(
                 "unsupported content type {other:?} for /api/v1/spans: send application/json or application/x-thrift"
-            ),
-        ),
+            ))
+            .await
+        }
     }
 }
 

@@ -6,9 +6,10 @@ use serde::Deserialize;
 use serde_json::Value;
 use waymark_model::SpanKind;
 
+use super::ZipkinError;
 use super::{ZEndpoint, ZSpan, hex_bytes, to_model};
+use crate::Decoded;
 use crate::Limits;
-use crate::otlp::{DecodeError, Decoded};
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -122,19 +123,19 @@ fn convert(s: JSpan) -> Result<ZSpan, String> {
 
 /// Decodes a v2 JSON list of spans. Spans with bad ids are rejected one by
 /// one; a body that is not a JSON list of span objects is refused whole.
-pub fn decode_v2_json(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+pub fn decode_v2_json(bytes: &[u8], limits: &Limits) -> Result<Decoded, ZipkinError> {
     let raw: Vec<Value> = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError::Json(format!("expected a JSON list of Zipkin v2 spans: {e}")))?;
-    let mut pre = Decoded::default();
+        .map_err(|e| ZipkinError::Json(format!("expected a JSON list of Zipkin v2 spans: {e}")))?;
+    let mut pre = Decoded::new(limits);
     let mut spans = Vec::with_capacity(raw.len());
-    for (i, v) in raw.into_iter().enumerate() {
+    for v in raw {
         let parsed: Result<JSpan, String> = serde_json::from_value(v).map_err(|e| e.to_string());
         match parsed.and_then(convert) {
             Ok(z) => spans.push(z),
-            Err(why) => pre.reject(format!("span {i}: {why}")),
+            Err(why) => pre.reject("", why),
         }
     }
-    to_model(spans, pre, limits)
+    to_model(spans, pre)
 }
 
 #[cfg(test)]
@@ -192,7 +193,7 @@ mod tests {
     fn not_a_list_is_refused() {
         assert!(matches!(
             decode_v2_json(b"{}", &Limits::default()),
-            Err(DecodeError::Json(_))
+            Err(ZipkinError::Json(_))
         ));
     }
 }

@@ -24,8 +24,29 @@ use waymark_model::{
     StatusCode, TraceId,
 };
 
-use crate::Limits;
-use crate::otlp::{DecodeError, Decoded};
+use crate::{Decoded, IngestError, TooManySpans};
+
+/// A Zipkin request that cannot be used at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ZipkinError {
+    #[error("request body is not valid Zipkin JSON: {0}")]
+    Json(String),
+    #[error("request body is not a valid Zipkin protobuf message: {0}")]
+    Protobuf(String),
+    #[error("request body is not valid Zipkin Thrift: {0}")]
+    Thrift(String),
+    #[error(transparent)]
+    TooManySpans(#[from] TooManySpans),
+}
+
+impl From<ZipkinError> for IngestError {
+    fn from(e: ZipkinError) -> IngestError {
+        match e {
+            ZipkinError::TooManySpans(t) => IngestError::TooManySpans(t),
+            other => IngestError::malformed(other),
+        }
+    }
+}
 
 /// Metric label of spans received over Zipkin.
 pub const PROTO_ZIPKIN: &str = "zipkin";
@@ -79,34 +100,23 @@ fn pad(bytes: &[u8], len: usize) -> Option<Vec<u8>> {
 }
 
 /// Maps v2 spans into the span model, validating each.
-pub fn to_model(spans: Vec<ZSpan>, pre: Decoded, limits: &Limits) -> Result<Decoded, DecodeError> {
-    let mut out = pre;
-    if spans.len() + out.rejected > limits.max_spans_per_request {
-        return Err(DecodeError::TooManySpans {
-            got: spans.len() + out.rejected,
-            limit: limits.max_spans_per_request,
-        });
-    }
+pub fn to_model(spans: Vec<ZSpan>, mut out: Decoded) -> Result<Decoded, ZipkinError> {
+    out.expect(spans.len())?;
     // Zipkin has no instrumentation scope; an empty one renders no tags.
     let scope = Arc::new(Scope::default());
     // Spans of one service instance share one resource.
     let mut resources: Vec<Arc<Resource>> = Vec::new();
-    for (i, z) in spans.into_iter().enumerate() {
+    for z in spans {
         let name = z.name.clone();
-        match span(z, &scope, &mut resources, limits) {
-            Ok(s) => out.spans.push(s),
-            Err(why) => out.reject(format!("span {i} ({name:?}): {why}")),
+        match span(z, &scope, &mut resources) {
+            Ok(s) => out.push(s),
+            Err(why) => out.reject(&name, why),
         }
     }
-    Ok(out)
+    Ok(out.finish()?)
 }
 
-fn span(
-    z: ZSpan,
-    scope: &Arc<Scope>,
-    resources: &mut Vec<Arc<Resource>>,
-    limits: &Limits,
-) -> Result<Span, String> {
+fn span(z: ZSpan, scope: &Arc<Scope>, resources: &mut Vec<Arc<Resource>>) -> Result<Span, String> {
     let trace_id = pad(&z.trace_id, 16)
         .ok_or_else(|| format!("traceId must be 8 or 16 bytes, got {}", z.trace_id.len()))
         .and_then(|b| TraceId::from_bytes(&b).map_err(|e| format!("traceId: {e}")))?;
@@ -203,6 +213,5 @@ fn span(
         resource,
         scope: scope.clone(),
     };
-    crate::otlp::convert::check_limits(&span, limits)?;
     Ok(span)
 }

@@ -6,9 +6,10 @@ use prost::Message;
 use waymark_model::SpanKind;
 use waymark_proto::zipkin;
 
+use super::ZipkinError;
 use super::{ZEndpoint, ZSpan, to_model};
+use crate::Decoded;
 use crate::Limits;
-use crate::otlp::{DecodeError, Decoded};
 
 fn endpoint(e: zipkin::Endpoint) -> ZEndpoint {
     ZEndpoint {
@@ -24,9 +25,9 @@ fn endpoint(e: zipkin::Endpoint) -> ZEndpoint {
 }
 
 /// Decodes a protobuf `ListOfSpans`.
-pub fn decode_v2_proto(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+pub fn decode_v2_proto(bytes: &[u8], limits: &Limits) -> Result<Decoded, ZipkinError> {
     let list = zipkin::ListOfSpans::decode(bytes)
-        .map_err(|e| DecodeError::Protobuf(format!("expected a Zipkin ListOfSpans: {e}")))?;
+        .map_err(|e| ZipkinError::Protobuf(format!("expected a Zipkin ListOfSpans: {e}")))?;
     let spans = list
         .spans
         .into_iter()
@@ -60,5 +61,5 @@ pub fn decode_v2_proto(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeE
             }
         })
         .collect();
-    to_model(spans, Decoded::default(), limits)
+    to_model(spans, Decoded::new(limits))
 }

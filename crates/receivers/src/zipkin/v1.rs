@@ -10,10 +10,11 @@ use serde::Deserialize;
 use serde_json::Value;
 use waymark_model::SpanKind;
 
+use super::ZipkinError;
 use super::json::JEndpoint;
 use super::{ZEndpoint, ZSpan, hex_bytes, to_model};
+use crate::Decoded;
 use crate::Limits;
-use crate::otlp::{DecodeError, Decoded};
 
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -190,10 +191,10 @@ fn convert(s: V1Span) -> Result<Vec<ZSpan>, String> {
 
 /// Decodes a v1 Thrift body: a binary-protocol `list<zipkincore.Span>`
 /// (field ids from the published zipkinCore.thrift).
-pub fn decode_v1_thrift(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    use crate::jaeger::thrift::{Protocol, TValue, read_list};
+pub fn decode_v1_thrift(bytes: &[u8], limits: &Limits) -> Result<Decoded, ZipkinError> {
+    use crate::thrift::{Protocol, TValue, read_list};
     let list = read_list(bytes, Protocol::Binary)
-        .map_err(|e| DecodeError::Thrift(format!("expected a list of Zipkin v1 spans: {e}")))?;
+        .map_err(|e| ZipkinError::Thrift(format!("expected a list of Zipkin v1 spans: {e}")))?;
     fn get(f: &[(i16, TValue)], id: i16) -> Option<&TValue> {
         f.iter().find(|(i, _)| *i == id).map(|(_, v)| v)
     }
@@ -244,11 +245,11 @@ pub fn decode_v1_thrift(bytes: &[u8], limits: &Limits) -> Result<Decoded, Decode
             _ => Vec::new(),
         }
     }
-    let mut pre = Decoded::default();
+    let mut pre = Decoded::new(limits);
     let mut spans = Vec::new();
-    for (i, item) in list.iter().enumerate() {
+    for item in &list {
         let TValue::Struct(f) = item else {
-            pre.reject(format!("span {i}: not a struct"));
+            pre.reject("", "not a struct");
             continue;
         };
         let high = int(f, 12).unwrap_or(0);
@@ -328,26 +329,26 @@ pub fn decode_v1_thrift(bytes: &[u8], limits: &Limits) -> Result<Decoded, Decode
         };
         match convert(v1) {
             Ok(z) => spans.extend(z),
-            Err(why) => pre.reject(format!("span {i}: {why}")),
+            Err(why) => pre.reject("", why),
         }
     }
-    to_model(spans, pre, limits)
+    to_model(spans, pre)
 }
 
 /// Decodes a v1 JSON list of spans.
-pub fn decode_v1_json(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
+pub fn decode_v1_json(bytes: &[u8], limits: &Limits) -> Result<Decoded, ZipkinError> {
     let raw: Vec<Value> = serde_json::from_slice(bytes)
-        .map_err(|e| DecodeError::Json(format!("expected a JSON list of Zipkin v1 spans: {e}")))?;
-    let mut pre = Decoded::default();
+        .map_err(|e| ZipkinError::Json(format!("expected a JSON list of Zipkin v1 spans: {e}")))?;
+    let mut pre = Decoded::new(limits);
     let mut spans = Vec::new();
-    for (i, v) in raw.into_iter().enumerate() {
+    for v in raw {
         let parsed: Result<V1Span, String> = serde_json::from_value(v).map_err(|e| e.to_string());
         match parsed.and_then(convert) {
             Ok(z) => spans.extend(z),
-            Err(why) => pre.reject(format!("span {i}: {why}")),
+            Err(why) => pre.reject("", why),
         }
     }
-    to_model(spans, pre, limits)
+    to_model(spans, pre)
 }
 
 #[cfg(test)]

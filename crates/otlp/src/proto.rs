@@ -1,4 +1,4 @@
-//! OTLP protobuf messages → span model, with validation against [`Limits`].
+//! OTLP protobuf messages to and from the span model.
 
 use std::sync::Arc;
 
@@ -9,130 +9,77 @@ use waymark_model::{
 };
 use waymark_proto::otlp::{collector::ExportTraceServiceRequest, common, trace};
 
-use crate::Limits;
+use crate::{InvalidSpan, SpanOutput};
 
-/// A request that cannot be used at all.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum DecodeError {
-    #[error("request body is not a valid OTLP protobuf message: {0}")]
-    Protobuf(String),
-    #[error("request body is not valid OTLP JSON: {0}")]
-    Json(String),
-    #[error("request body is not valid Jaeger Thrift: {0}")]
-    Thrift(String),
-    #[error(
-        "request holds {got} spans, more than the limit of {limit} (limits.max_spans_per_request)"
-    )]
-    TooManySpans { got: usize, limit: usize },
+/// Decodes an `ExportTraceServiceRequest` from protobuf bytes and converts
+/// its spans into `out`.
+pub fn decode_protobuf(bytes: &[u8], out: &mut impl SpanOutput) -> Result<(), prost::DecodeError> {
+    let req = ExportTraceServiceRequest::decode(bytes)?;
+    from_request(req, out);
+    Ok(())
 }
 
-/// The usable spans of a request and what was rejected.
-#[derive(Debug, Default)]
-pub struct Decoded {
-    pub spans: Vec<Span>,
-    pub rejected: usize,
-    /// The first few rejection reasons, for the partial-success message.
-    pub errors: Vec<String>,
-}
-
-const MAX_REPORTED_ERRORS: usize = 5;
-
-impl Decoded {
-    pub fn reject(&mut self, reason: String) {
-        self.rejected += 1;
-        if self.errors.len() < MAX_REPORTED_ERRORS {
-            self.errors.push(reason);
-        }
-    }
-
-    /// The partial-success message, empty when nothing was rejected.
-    pub fn error_message(&self) -> String {
-        if self.rejected == 0 {
-            return String::new();
-        }
-        let more = self.rejected.saturating_sub(self.errors.len());
-        let mut msg = format!(
-            "rejected {} of {} spans: {}",
-            self.rejected,
-            self.rejected + self.spans.len(),
-            self.errors.join("; ")
-        );
-        if more > 0 {
-            msg.push_str(&format!("; and {more} more"));
-        }
-        msg
-    }
-}
-
-/// Decodes an `ExportTraceServiceRequest` from protobuf bytes.
-pub fn decode_protobuf(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    let req = ExportTraceServiceRequest::decode(bytes)
-        .map_err(|e| DecodeError::Protobuf(e.to_string()))?;
-    from_request(req, limits)
-}
-
-/// Converts a decoded request, validating every span.
-pub fn from_request(
-    req: ExportTraceServiceRequest,
-    limits: &Limits,
-) -> Result<Decoded, DecodeError> {
-    let mut out = Decoded::default();
-    from_request_into(req, limits, &mut out)?;
-    Ok(out)
-}
-
-pub(crate) fn from_request_into(
-    req: ExportTraceServiceRequest,
-    limits: &Limits,
-    out: &mut Decoded,
-) -> Result<(), DecodeError> {
-    let total: usize = req
-        .resource_spans
+/// The number of spans a request holds, counted before converting any.
+pub fn span_count(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
         .iter()
         .flat_map(|rs| rs.scope_spans.iter())
         .map(|ss| ss.spans.len())
-        .sum();
-    if total + out.rejected > limits.max_spans_per_request {
-        return Err(DecodeError::TooManySpans {
-            got: total + out.rejected,
-            limit: limits.max_spans_per_request,
-        });
-    }
-    out.spans.reserve(total);
-    let mut index = out.rejected;
+        .sum()
+}
+
+/// Converts every span of a decoded request, in order.
+pub fn from_request(req: ExportTraceServiceRequest, out: &mut impl SpanOutput) {
+    out.reserve(span_count(&req));
+    let mut index = 0;
     for rs in req.resource_spans {
-        let resource = rs.resource.unwrap_or_default();
-        let resource = Arc::new(Resource {
-            attributes: attrs(resource.attributes),
-            dropped_attributes_count: resource.dropped_attributes_count,
-        });
+        let resource = resource(rs.resource.unwrap_or_default());
         for ss in rs.scope_spans {
-            let scope = ss.scope.unwrap_or_default();
-            let scope = Arc::new(Scope {
-                name: scope.name,
-                version: scope.version,
-                attributes: attrs(scope.attributes),
-                dropped_attributes_count: scope.dropped_attributes_count,
-            });
+            let scope = scope(ss.scope.unwrap_or_default());
             for s in ss.spans {
-                let name = s.name.clone();
-                match span(s, &resource, &scope, limits) {
-                    Ok(span) => out.spans.push(span),
-                    Err(why) => out.reject(format!("span {index} ({name:?}): {why}")),
-                }
+                convert_into(s, index, &resource, &scope, out);
                 index += 1;
             }
         }
     }
-    Ok(())
 }
 
-fn span(
+pub(crate) fn resource(r: waymark_proto::otlp::resource::Resource) -> Arc<Resource> {
+    Arc::new(Resource {
+        attributes: attrs(r.attributes),
+        dropped_attributes_count: r.dropped_attributes_count,
+    })
+}
+
+pub(crate) fn scope(s: common::InstrumentationScope) -> Arc<Scope> {
+    Arc::new(Scope {
+        name: s.name,
+        version: s.version,
+        attributes: attrs(s.attributes),
+        dropped_attributes_count: s.dropped_attributes_count,
+    })
+}
+
+/// Converts span `index` of a request into `out`.
+pub(crate) fn convert_into(
     s: trace::Span,
+    index: usize,
     resource: &Arc<Resource>,
     scope: &Arc<Scope>,
-    limits: &Limits,
-) -> Result<Span, String> {
+    out: &mut impl SpanOutput,
+) {
+    let name = s.name.clone();
+    match span(s, resource, scope) {
+        Ok(span) => out.span(span),
+        Err(reason) => out.invalid(InvalidSpan {
+            index,
+            name,
+            reason,
+        }),
+    }
+}
+
+fn span(s: trace::Span, resource: &Arc<Resource>, scope: &Arc<Scope>) -> Result<Span, String> {
     let trace_id = TraceId::from_bytes(&s.trace_id).map_err(|e| format!("trace_id: {e}"))?;
     let span_id = SpanId::from_bytes(&s.span_id).map_err(|e| format!("span_id: {e}"))?;
     let parent_span_id = match s.parent_span_id.len() {
@@ -142,7 +89,7 @@ fn span(
             SpanId::from_bytes(&s.parent_span_id).map_err(|e| format!("parent_span_id: {e}"))?,
         ),
     };
-    let span = Span {
+    Ok(Span {
         trace_id,
         span_id,
         parent_span_id,
@@ -191,68 +138,7 @@ fn span(
             .unwrap_or_default(),
         resource: resource.clone(),
         scope: scope.clone(),
-    };
-    check_limits(&span, limits)?;
-    Ok(span)
-}
-
-pub(crate) fn check_limits(s: &Span, limits: &Limits) -> Result<(), String> {
-    let max_attrs = limits.max_attributes_per_span;
-    let lists = std::iter::once(&s.attributes)
-        .chain(s.events.iter().map(|e| &e.attributes))
-        .chain(s.links.iter().map(|l| &l.attributes));
-    for list in lists {
-        if list.len() > max_attrs {
-            return Err(format!(
-                "{} attributes exceed the limit of {max_attrs} (limits.max_attributes_per_span)",
-                list.len()
-            ));
-        }
-    }
-    let max = limits.max_string_bytes;
-    let too_long = |what: &str, len: usize| {
-        format!("{what} is {len} bytes, longer than the limit of {max} (limits.max_string_bytes)")
-    };
-    if s.name.len() > max {
-        return Err(too_long("name", s.name.len()));
-    }
-    let check_kvs = |kvs: &[KeyValue]| -> Result<(), String> {
-        for kv in kvs {
-            if kv.key.len() > max {
-                return Err(too_long("an attribute key", kv.key.len()));
-            }
-            let len = longest_string(&kv.value);
-            if len > max {
-                return Err(too_long(&format!("attribute {:?}", kv.key), len));
-            }
-        }
-        Ok(())
-    };
-    check_kvs(&s.attributes)?;
-    for e in &s.events {
-        if e.name.len() > max {
-            return Err(too_long("an event name", e.name.len()));
-        }
-        check_kvs(&e.attributes)?;
-    }
-    for l in &s.links {
-        check_kvs(&l.attributes)?;
-    }
-    Ok(())
-}
-
-fn longest_string(v: &AnyValue) -> usize {
-    match v {
-        AnyValue::String(s) => s.len(),
-        AnyValue::Bytes(b) => b.len(),
-        AnyValue::Array(items) => items.iter().map(longest_string).max().unwrap_or(0),
-        AnyValue::KvList(kvs) => kvs
-            .iter()
-            .map(|kv| kv.key.len().max(longest_string(&kv.value)))
-            .max()
-            .unwrap_or(0),
-        _ => 0,
-    }
+    })
 }
 
 pub(crate) fn attrs(kvs: Vec<common::KeyValue>) -> Vec<KeyValue> {
@@ -401,62 +287,42 @@ fn to_any(v: &AnyValue) -> common::AnyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Collected;
 
     #[test]
     fn model_roundtrips_through_protobuf() {
         let spans = waymark_testkit::fixture_trace(1_700_000_000_000_000_000);
         let bytes = to_request(&spans).encode_to_vec();
-        let d = decode_protobuf(&bytes, &Limits::default()).unwrap();
-        assert_eq!(d.rejected, 0);
-        assert_eq!(d.spans, spans);
+        let mut out = Collected::default();
+        decode_protobuf(&bytes, &mut out).unwrap();
+        assert!(out.invalid.is_empty());
+        assert_eq!(out.spans, spans);
     }
 
     #[test]
-    fn invalid_ids_are_rejected_per_span() {
+    fn invalid_ids_are_reported_per_span() {
         let spans = waymark_testkit::fixture_trace(1_700_000_000_000_000_000);
         let mut req = to_request(&spans);
         req.resource_spans[0].scope_spans[0].spans[0].trace_id = vec![1, 2, 3, 4, 5];
-        let d = from_request(req, &Limits::default()).unwrap();
-        assert_eq!(d.rejected, 1);
-        assert_eq!(d.spans.len(), 1);
+        let mut out = Collected::default();
+        from_request(req, &mut out);
+        assert_eq!(out.spans.len(), 1);
+        assert_eq!(out.invalid.len(), 1);
+        assert_eq!(out.invalid[0].index, 0);
         assert!(
-            d.error_message()
+            out.invalid[0]
+                .to_string()
                 .contains("trace_id: expected 16 bytes, got 5"),
             "{}",
-            d.error_message()
+            out.invalid[0]
         );
-    }
-
-    #[test]
-    fn limits_are_enforced_with_names() {
-        let spans = waymark_testkit::fixture_trace(1);
-        let limits = Limits {
-            max_attributes_per_span: 2,
-            ..Limits::default()
-        };
-        let d = from_request(to_request(&spans), &limits).unwrap();
-        assert_eq!(d.rejected, 1, "{}", d.error_message());
-        assert!(d.error_message().contains("max_attributes_per_span"));
-        let limits = Limits {
-            max_spans_per_request: 1,
-            ..Limits::default()
-        };
-        let e = from_request(to_request(&spans), &limits).unwrap_err();
-        assert_eq!(e, DecodeError::TooManySpans { got: 2, limit: 1 });
-        let limits = Limits {
-            max_string_bytes: 5,
-            ..Limits::default()
-        };
-        let d = from_request(to_request(&spans), &limits).unwrap();
-        assert_eq!(d.rejected, 2);
-        assert!(d.error_message().contains("max_string_bytes"));
     }
 
     /// Mutated and truncated requests must decode or fail, never panic.
     #[test]
     fn mutated_bytes_never_panic() {
         let good = to_request(&waymark_testkit::fixture_trace(1)).encode_to_vec();
-        let json = super::super::spans_to_otlp_json(&waymark_testkit::fixture_trace(1))
+        let json = crate::spans_to_otlp_json(&waymark_testkit::fixture_trace(1))
             .to_string()
             .into_bytes();
         let mut state = 0x2545_f491_4f6c_dd1d_u64;
@@ -466,7 +332,6 @@ mod tests {
             state ^= state << 17;
             state
         };
-        let limits = Limits::default();
         for _ in 0..3000 {
             for base in [&good, &json] {
                 let mut b = base.clone();
@@ -475,15 +340,14 @@ mod tests {
                     b[i] = next() as u8;
                 }
                 b.truncate((next() as usize) % (b.len() + 1));
-                let _ = decode_protobuf(&b, &limits);
-                let _ = super::super::decode_json(&b, &limits);
+                let _ = decode_protobuf(&b, &mut Collected::default());
+                let _ = crate::decode_json(&b, &mut Collected::default());
             }
         }
     }
 
     #[test]
     fn garbage_is_a_decode_error() {
-        let e = decode_protobuf(&[0xff, 0xff, 0xff], &Limits::default()).unwrap_err();
-        assert!(matches!(e, DecodeError::Protobuf(_)));
+        assert!(decode_protobuf(&[0xff, 0xff, 0xff], &mut Collected::default()).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! A reader of the Thrift wire format, binary and compact protocols, into a
 //! generic value tree. Jaeger's clients speak both (compact on UDP 6831,
-//! binary on UDP 6832 and HTTP 14268); the structs are then read field by
-//! field in `super::batch`. Written against the published protocol
+//! binary on UDP 6832 and HTTP 14268), and so do Zipkin's v1 Thrift
+//! clients; each protocol then reads its own structs field by field
+//! (`jaeger::batch`, `zipkin::v1`). Written against the published protocol
 //! specifications; every length is checked against the bytes left, and
 //! nesting is bounded, so hostile input fails cleanly.
 

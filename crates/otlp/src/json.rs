@@ -12,60 +12,59 @@ use serde::Deserialize;
 use serde::de::{self, Deserializer};
 use serde_json::{Map, Value, json};
 use waymark_model::{AnyValue, KeyValue, Span, SpanKind};
-use waymark_proto::otlp::{collector::ExportTraceServiceRequest, common, resource, trace};
+use waymark_proto::otlp::{common, resource, trace};
 
-use super::convert::{DecodeError, Decoded, from_request_into};
-use crate::Limits;
+use crate::{InvalidSpan, SpanOutput, proto};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
-/// Decodes an OTLP/JSON `ExportTraceServiceRequest`. Spans whose ids are not
-/// valid hex are rejected individually, like any other invalid span.
-pub fn decode_json(bytes: &[u8], limits: &Limits) -> Result<Decoded, DecodeError> {
-    let req: JRequest =
-        serde_json::from_slice(bytes).map_err(|e| DecodeError::Json(e.to_string()))?;
-    let mut out = Decoded::default();
+/// OTLP/JSON that is not a valid `ExportTraceServiceRequest`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct JsonError(#[from] serde_json::Error);
+
+/// Decodes an OTLP/JSON `ExportTraceServiceRequest` and converts its spans
+/// into `out`. A span whose ids are not valid hex is reported like any
+/// other span that cannot be converted.
+pub fn decode_json(bytes: &[u8], out: &mut impl SpanOutput) -> Result<(), JsonError> {
+    let req: JRequest = serde_json::from_slice(bytes)?;
+    let total = req
+        .resource_spans
+        .iter()
+        .flat_map(|rs| rs.scope_spans.iter())
+        .map(|ss| ss.spans.len())
+        .sum();
+    out.reserve(total);
     let mut index = 0usize;
-    let mut proto = ExportTraceServiceRequest::default();
     for rs in req.resource_spans {
-        let resource = rs.resource.unwrap_or_default();
-        let mut prs = trace::ResourceSpans {
-            resource: Some(resource::Resource {
-                attributes: kvs(resource.attributes),
-                dropped_attributes_count: resource.dropped_attributes_count as u32,
-            }),
-            scope_spans: Vec::new(),
-            schema_url: rs.schema_url,
-        };
+        let r = rs.resource.unwrap_or_default();
+        let resource = proto::resource(resource::Resource {
+            attributes: kvs(r.attributes),
+            dropped_attributes_count: r.dropped_attributes_count as u32,
+        });
         for ss in rs.scope_spans {
-            let scope = ss.scope.unwrap_or_default();
-            let mut pss = trace::ScopeSpans {
-                scope: Some(common::InstrumentationScope {
-                    name: scope.name,
-                    version: scope.version,
-                    attributes: kvs(scope.attributes),
-                    dropped_attributes_count: scope.dropped_attributes_count as u32,
-                }),
-                spans: Vec::new(),
-                schema_url: ss.schema_url,
-            };
+            let sc = ss.scope.unwrap_or_default();
+            let scope = proto::scope(common::InstrumentationScope {
+                name: sc.name,
+                version: sc.version,
+                attributes: kvs(sc.attributes),
+                dropped_attributes_count: sc.dropped_attributes_count as u32,
+            });
             for s in ss.spans {
                 let name = s.name.clone();
                 match span(s) {
-                    Ok(s) => pss.spans.push(s),
-                    Err(why) => out.reject(format!("span {index} ({name:?}): {why}")),
+                    Ok(s) => proto::convert_into(s, index, &resource, &scope, out),
+                    Err(reason) => out.invalid(InvalidSpan {
+                        index,
+                        name,
+                        reason,
+                    }),
                 }
                 index += 1;
             }
-            prs.scope_spans.push(pss);
         }
-        proto.resource_spans.push(prs);
     }
-    // Convert in order so that span indexes in messages stay meaningful.
-    let rejected_early = out.rejected;
-    from_request_into(proto, limits, &mut out)?;
-    debug_assert!(out.rejected >= rejected_early);
-    Ok(out)
+    Ok(())
 }
 
 fn hex_id(what: &str, s: &str, len: usize, optional: bool) -> Result<Vec<u8>, String> {
@@ -288,7 +287,10 @@ struct JResourceSpans {
     resource: Option<JResource>,
     #[serde(default, deserialize_with = "nd", alias = "scope_spans")]
     scope_spans: Vec<JScopeSpans>,
+    // Read so that a wrongly typed value is refused like before; the model
+    // keeps no schema URL.
     #[serde(default, deserialize_with = "nd", alias = "schema_url")]
+    #[allow(dead_code)]
     schema_url: String,
 }
 
@@ -312,7 +314,10 @@ struct JScopeSpans {
     scope: Option<JScope>,
     #[serde(default, deserialize_with = "nd")]
     spans: Vec<JSpan>,
+    // Read so that a wrongly typed value is refused like before; the model
+    // keeps no schema URL.
     #[serde(default, deserialize_with = "nd", alias = "schema_url")]
+    #[allow(dead_code)]
     schema_url: String,
 }
 
@@ -644,13 +649,15 @@ pub fn any_json(v: &AnyValue) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Collected;
 
     #[test]
     fn json_roundtrip_of_fixture() {
         let spans = waymark_testkit::fixture_trace(1_700_000_000_123_456_789);
         let text = spans_to_otlp_json(&spans).to_string();
-        let d = decode_json(text.as_bytes(), &Limits::default()).unwrap();
-        assert_eq!(d.rejected, 0, "{}", d.error_message());
+        let mut d = Collected::default();
+        decode_json(text.as_bytes(), &mut d).unwrap();
+        assert!(d.invalid.is_empty(), "{:?}", d.invalid);
         assert_eq!(d.spans, spans);
     }
 
@@ -664,14 +671,17 @@ mod tests {
              "status":{"code":2,"message":"bad"}, "unknownField": 1},
             {"traceId":"xyz","spanId":"0102030405060708","name":"bad"}
           ]}]}]}"#;
-        let d = decode_json(body.as_bytes(), &Limits::default()).unwrap();
+        let mut d = Collected::default();
+        decode_json(body.as_bytes(), &mut d).unwrap();
         assert_eq!(d.spans.len(), 1);
-        assert_eq!(d.rejected, 1);
+        assert_eq!(d.invalid.len(), 1);
+        assert_eq!(d.invalid[0].index, 1);
         assert!(
-            d.error_message()
+            d.invalid[0]
+                .to_string()
                 .contains(r#"traceId "xyz" is not 32 hex characters"#),
             "{}",
-            d.error_message()
+            d.invalid[0]
         );
         let s = &d.spans[0];
         assert_eq!(s.kind, SpanKind::Server);
@@ -683,11 +693,11 @@ mod tests {
 
     #[test]
     fn invalid_json_names_the_problem() {
-        let e = decode_json(b"{\"resourceSpans\": [", &Limits::default()).unwrap_err();
-        assert!(matches!(e, DecodeError::Json(_)), "{e}");
+        let e = decode_json(b"{\"resourceSpans\": [", &mut Collected::default()).unwrap_err();
+        assert!(e.to_string().contains("EOF"), "{e}");
         let e = decode_json(
             br#"{"resourceSpans":[{"scopeSpans":[{"spans":[{"startTimeUnixNano":"soon"}]}]}]}"#,
-            &Limits::default(),
+            &mut Collected::default(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("soon"), "{e}");

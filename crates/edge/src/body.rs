@@ -23,15 +23,13 @@ pub enum BodyError {
 }
 
 impl BodyError {
-    /// The HTTP status this error answers with.
-    pub fn status(&self) -> axum::http::StatusCode {
-        use axum::http::StatusCode;
+    /// What this error means to the client.
+    pub fn failure(&self) -> crate::Failure {
+        use crate::Failure;
         match self {
-            BodyError::TooLarge(_) | BodyError::InflatesTooLarge(_) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            BodyError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            BodyError::BadGzip(_) | BodyError::Read(_) => StatusCode::BAD_REQUEST,
+            BodyError::TooLarge(_) | BodyError::InflatesTooLarge(_) => Failure::TooLarge,
+            BodyError::UnsupportedEncoding(_) => Failure::UnsupportedMedia,
+            BodyError::BadGzip(_) | BodyError::Read(_) => Failure::Invalid,
         }
     }
 }
@@ -46,25 +44,6 @@ pub fn media_type(headers: &HeaderMap) -> Option<String> {
         .trim()
         .to_ascii_lowercase();
     (!m.is_empty()).then_some(m)
-}
-
-/// A plain-text answer (the Jaeger and Zipkin HTTP APIs answer errors in
-/// text); 503 carries `Retry-After`.
-pub fn text(status: axum::http::StatusCode, msg: impl Into<String>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let mut r = (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        msg.into(),
-    )
-        .into_response();
-    if status == axum::http::StatusCode::SERVICE_UNAVAILABLE {
-        r.headers_mut().insert(
-            header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-    }
-    r
 }
 
 /// Reads the whole body (at most `limit` bytes) and inflates it when
