@@ -234,7 +234,35 @@ async fn query_services_over_grpc() {
         ),
         ("charge", "client")
     );
+
+    // Every call above was timed, under its method's label.
+    let metrics = scrape(b.admin).await;
+    for label in [
+        "grpc_v2_trace_by_id",
+        "grpc_v3_trace_by_id",
+        "grpc_v2_operations",
+        "grpc_v3_operations",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "waymark_query_duration_seconds_count{{endpoint=\"{label}\"}}"
+            )),
+            "{label} not timed:\n{metrics}"
+        );
+    }
     drop(srv);
+}
+
+/// `GET /metrics` on the admin port, over a bare HTTP/1.0 exchange.
+async fn scrape(admin: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(admin).await.unwrap();
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
