@@ -163,7 +163,7 @@ impl Forwarder {
                         self.stats
                             .forwarded_spans
                             .fetch_add(n - rejected.min(n), Ordering::Relaxed);
-                        if let Err(e) = self.queue.ack(upto) {
+                        if let Err(e) = self.queue.ack_async(upto).await {
                             tracing::error!(error = %e, "recording delivery failed; spans may be sent again");
                         }
                         backoff = Duration::from_millis(100);
@@ -177,7 +177,7 @@ impl Forwarder {
                             // never succeed, so count and drop it.
                             self.stats.rejected_spans.fetch_add(n, Ordering::Relaxed);
                             tracing::error!(spans = n, error = %status, "collector refused a batch as invalid; dropping it");
-                            let _ = self.queue.ack(upto);
+                            let _ = self.queue.ack_async(upto).await;
                             break;
                         }
                         client = None;

@@ -11,4 +11,4 @@ pub mod forwarder;
 pub mod queue;
 
 pub use forwarder::{Forwarder, ForwarderConfig};
-pub use queue::{DiskQueue, Position, QueueConfig, QueueError};
+pub use queue::{DiskQueue, Position, QueueConfig, QueueError, QueueSink};

@@ -344,17 +344,40 @@ impl DiskQueue {
 
     /// Up to `max_records` records from the cursor on, with the position
     /// just after each. Waits up to `wait` when nothing is queued.
+    /// The files are read on the blocking pool, off the async executor.
     pub async fn read(
-        &self,
+        self: &Arc<Self>,
         max_records: usize,
         wait: std::time::Duration,
     ) -> Result<Vec<(Position, Vec<Span>)>, StorageError> {
-        let out = self.read_now(max_records)?;
+        let out = self.blocking(move |q| q.read_now(max_records)).await?;
         if !out.is_empty() {
             return Ok(out);
         }
         let _ = tokio::time::timeout(wait, self.notify.notified()).await;
-        self.read_now(max_records)
+        self.blocking(move |q| q.read_now(max_records)).await
+    }
+
+    /// [`DiskQueue::ack`] on the blocking pool: it deletes files and syncs
+    /// the cursor.
+    pub async fn ack_async(self: &Arc<Self>, upto: Position) -> Result<(), StorageError> {
+        self.blocking(move |q| q.ack(upto)).await
+    }
+
+    /// Runs file work on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&DiskQueue) -> Result<T, StorageError> + Send + 'static,
+    ) -> Result<T, StorageError> {
+        let q = self.clone();
+        tokio::task::spawn_blocking(move || f(&q))
+            .await
+            .map_err(|e| {
+                StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    format!("agent queue task failed: {e}"),
+                )
+            })?
     }
 
     fn read_now(&self, max_records: usize) -> Result<Vec<(Position, Vec<Span>)>, StorageError> {
@@ -479,10 +502,24 @@ impl DiskQueue {
     }
 }
 
+/// The queue as the pipeline's sink. An append syncs the file, so it runs
+/// on the blocking pool rather than on an async worker thread (which would
+/// stall every request that worker serves).
+pub struct QueueSink(pub Arc<DiskQueue>);
+
 #[async_trait::async_trait]
-impl waymark_pipeline::SpanSink for DiskQueue {
+impl waymark_pipeline::SpanSink for QueueSink {
     async fn write(&self, spans: Vec<Span>) -> Result<(), StorageError> {
-        match self.append(&spans) {
+        let q = self.0.clone();
+        let appended = tokio::task::spawn_blocking(move || q.append(&spans))
+            .await
+            .map_err(|e| {
+                StorageError::new(
+                    StorageErrorKind::Unavailable,
+                    format!("agent queue cannot write: append task failed: {e}"),
+                )
+            })?;
+        match appended {
             Ok(()) => Ok(()),
             Err(QueueError::Full { queued, max }) => Err(StorageError::new(
                 StorageErrorKind::Unavailable,
@@ -705,7 +742,7 @@ mod tests {
         }
     }
 
-    async fn drain(q: &DiskQueue) -> Vec<u128> {
+    async fn drain(q: &Arc<DiskQueue>) -> Vec<u128> {
         let got = q.read(10_000, Duration::ZERO).await.unwrap();
         // One id per record (each record is one trace here).
         let mut out: Vec<u128> = ids(&got).iter().map(|(t, _)| *t).collect();

@@ -219,7 +219,7 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
         let (bytes, records) = queue.backlog();
         tracing::info!(queue = %dir.display(), bytes, records, collectors = ?cfg.agent.collectors, "agent queue open");
         agent_ready.store(true, Ordering::Release);
-        (queue, None, None)
+        (Arc::new(waymark_agent::QueueSink(queue)), None, None)
     } else {
         let (s, e) = open_storage(&cfg, mode, &storage_cell).await?;
         (

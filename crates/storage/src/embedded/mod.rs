@@ -17,7 +17,7 @@ mod space;
 pub mod wal;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -163,6 +163,9 @@ struct Counters {
     corrupt_files: AtomicU64,
     /// Last free-space reading; `u64::MAX` before the first.
     disk_free: AtomicU64,
+    /// Bytes in the WAL directory at the last reading, taken by the WAL
+    /// thread with the free space so a metrics scrape never lists files.
+    wal_bytes: AtomicU64,
 }
 
 /// The engine's fault state, read by `health`.
@@ -193,6 +196,7 @@ impl Shared {
             stored_spans: AtomicU64::new(stored_spans),
             counters: Counters {
                 disk_free: AtomicU64::new(u64::MAX),
+                wal_bytes: AtomicU64::new(0),
                 ..Default::default()
             },
             condition: Mutex::new(Condition::default()),
@@ -973,6 +977,10 @@ impl WalWriter {
             return;
         }
         self.space_checked = Some(Instant::now());
+        self.shared
+            .counters
+            .wal_bytes
+            .store(dir_bytes(&self.shared.wal_dir), Ordering::Relaxed);
         let Ok(space) = DiskSpace::of(&self.shared.wal_dir) else {
             return;
         };
@@ -1014,6 +1022,8 @@ impl WalWriter {
 
     fn run(mut self, rx: mpsc::Receiver<Cmd>) {
         let policy = self.shared.cfg.fsync;
+        // The first readings, so that metrics have them from the start.
+        self.check_space();
         loop {
             let wait = match &self.fault {
                 Some((_, at, _)) => at
@@ -1606,16 +1616,9 @@ impl Storage for EmbeddedStorage {
     }
 
     fn stats(&self) -> StorageStats {
-        let wal_bytes = std::fs::read_dir(&self.shared.wal_dir)
-            .map(|d| {
-                d.filter_map(|e| e.ok()?.metadata().ok())
-                    .map(|m| m.len())
-                    .sum()
-            })
-            .unwrap_or(0);
         let st = self.shared.state.read();
         StorageStats {
-            wal_bytes,
+            wal_bytes: self.shared.counters.wal_bytes.load(Ordering::Relaxed),
             block_bytes: st.blocks.iter().map(|b| b.size).sum(),
             blocks: st.blocks.len() as u64,
             head_spans: (st.head.spans.len()
@@ -1623,9 +1626,7 @@ impl Storage for EmbeddedStorage {
                 as u64,
             stored_spans: self.shared.stored_spans.load(Ordering::Relaxed),
             disk_free_bytes: match self.shared.counters.disk_free.load(Ordering::Relaxed) {
-                u64::MAX => DiskSpace::of(&self.shared.cfg.data_dir)
-                    .ok()
-                    .map(|s| s.free),
+                u64::MAX => None,
                 free => Some(free),
             },
             wal_faults: self.shared.counters.wal_faults.load(Ordering::Relaxed),
@@ -1701,4 +1702,15 @@ impl PageCache {
     fn forget_block(&mut self, id: &str) {
         self.map.retain(|(b, _), _| b != id);
     }
+}
+
+/// Total size of the files in `dir` (0 when it cannot be listed).
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.metadata().ok())
+                .map(|m| m.len())
+                .sum()
+        })
+        .unwrap_or(0)
 }
