@@ -8,6 +8,7 @@
 //! listener is serving.
 
 pub mod config;
+pub mod settings;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
