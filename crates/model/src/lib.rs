@@ -15,6 +15,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 pub mod jaeger;
+pub mod time;
 mod value;
 pub use value::{AnyValue, KeyValue, find_attr};
 

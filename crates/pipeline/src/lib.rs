@@ -42,14 +42,17 @@ impl SpanSink for StorageSink {
     }
 }
 
-/// Settings of the pipeline.
-#[derive(Clone, Debug)]
+/// Settings of the pipeline (the `pipeline` section of the configuration
+/// file; see `waymark_server::settings` for their flags).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Most spans queued or being written at once.
     pub queue_spans: usize,
     /// Most spans merged into one storage write.
     pub max_batch_spans: usize,
     /// How long a submission may wait for room before it is refused.
+    #[serde(deserialize_with = "waymark_model::time::deserialize_duration")]
     pub max_wait: Duration,
     /// Number of writer tasks.
     pub writers: usize,

@@ -1,8 +1,10 @@
 //! Limits on what untrusted clients may send. Exceeding one gets a precise
 //! error naming the limit, never a panic or unbounded memory use.
 
-/// Per-request and per-span limits, shared by every receiver.
-#[derive(Clone, Debug, PartialEq)]
+/// Per-request and per-span limits, shared by every receiver (the
+/// `limits` section of the configuration file).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// Largest request body, measured both as sent and after decompression.
     pub max_request_bytes: usize,

@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use waymark_storage::FsyncPolicy;
 
 /// The whole configuration.
@@ -18,8 +18,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub listen: ListenConfig,
     pub storage: StorageConfig,
-    pub limits: LimitsConfig,
-    pub pipeline: PipelineSettings,
+    /// The receivers' own limits (`waymark_receivers::Limits`).
+    pub limits: waymark_receivers::Limits,
+    /// The pipeline's own settings (`waymark_pipeline::PipelineConfig`).
+    pub pipeline: waymark_pipeline::PipelineConfig,
     pub otlp: OtlpConfig,
     pub query: QuerySettings,
     pub sampling: SamplingSettings,
@@ -32,8 +34,8 @@ impl Default for Config {
             data_dir: PathBuf::from("./waymark-data"),
             listen: ListenConfig::default(),
             storage: StorageConfig::default(),
-            limits: LimitsConfig::default(),
-            pipeline: PipelineSettings::default(),
+            limits: waymark_receivers::Limits::default(),
+            pipeline: waymark_pipeline::PipelineConfig::default(),
             otlp: OtlpConfig::default(),
             query: QuerySettings::default(),
             sampling: SamplingSettings::default(),
@@ -303,62 +305,6 @@ impl Default for StorageConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct LimitsConfig {
-    pub max_request_bytes: usize,
-    pub max_spans_per_request: usize,
-    pub max_attributes_per_span: usize,
-    pub max_string_bytes: usize,
-}
-
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let l = waymark_receivers::Limits::default();
-        LimitsConfig {
-            max_request_bytes: l.max_request_bytes,
-            max_spans_per_request: l.max_spans_per_request,
-            max_attributes_per_span: l.max_attributes_per_span,
-            max_string_bytes: l.max_string_bytes,
-        }
-    }
-}
-
-impl LimitsConfig {
-    pub fn to_limits(&self) -> waymark_receivers::Limits {
-        waymark_receivers::Limits {
-            max_request_bytes: self.max_request_bytes,
-            max_spans_per_request: self.max_spans_per_request,
-            max_attributes_per_span: self.max_attributes_per_span,
-            max_string_bytes: self.max_string_bytes,
-        }
-    }
-}
-
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields, default)]
-pub struct PipelineSettings {
-    /// Most spans queued for storage at once; beyond it clients are told to
-    /// retry (HTTP 503, gRPC UNAVAILABLE).
-    pub queue_spans: usize,
-    /// Most spans merged into one storage write.
-    pub max_batch_spans: usize,
-    /// How long a request may wait for queue room before it is refused.
-    #[serde(deserialize_with = "duration")]
-    pub max_wait: Duration,
-}
-
-impl Default for PipelineSettings {
-    fn default() -> Self {
-        let p = waymark_pipeline::PipelineConfig::default();
-        PipelineSettings {
-            queue_spans: p.queue_spans,
-            max_batch_spans: p.max_batch_spans,
-            max_wait: p.max_wait,
-        }
-    }
-}
-
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct OtlpConfig {
@@ -519,13 +465,10 @@ impl Default for AgentSettings {
 
 /// Parses durations such as `500ms`, `2m`, `36h`, `7d`, `2w`.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    waymark_api::params::parse_lookback(s).map(Duration::from_nanos)
+    waymark_model::time::parse_lookback(s).map(Duration::from_nanos)
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-    let s = String::deserialize(d)?;
-    parse_duration(&s).map_err(serde::de::Error::custom)
-}
+use waymark_model::time::deserialize_duration as duration;
 
 impl Config {
     /// Reads a YAML file; unknown keys and bad values are errors naming the

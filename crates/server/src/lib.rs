@@ -22,7 +22,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use waymark_api::admin::{AdminState, StorageGauges};
 use waymark_api::{ApiMetrics, ApiState};
-use waymark_pipeline::{IngestMetrics, Pipeline, PipelineConfig};
+use waymark_pipeline::{IngestMetrics, Pipeline};
 use waymark_query::{QueryOptions, QueryService};
 use waymark_receivers::jaeger::grpc::JaegerGrpcReceiver;
 use waymark_receivers::jaeger::http::JaegerHttpReceiver;
@@ -285,19 +285,10 @@ pub async fn start(cfg: Config, mode: Mode) -> anyhow::Result<Running> {
     };
 
     if mode.ingests() {
-        let pipeline = Pipeline::start(
-            sink,
-            PipelineConfig {
-                queue_spans: cfg.pipeline.queue_spans,
-                max_batch_spans: cfg.pipeline.max_batch_spans,
-                max_wait: cfg.pipeline.max_wait,
-                ..PipelineConfig::default()
-            },
-            ingest_metrics.clone(),
-        );
+        let pipeline = Pipeline::start(sink, cfg.pipeline.clone(), ingest_metrics.clone());
         let ctx = ReceiverContext {
             pipeline,
-            limits: Arc::new(cfg.limits.to_limits()),
+            limits: Arc::new(cfg.limits.clone()),
         };
         let grpc = grpc_listener.unwrap();
         let http = http_listener.unwrap();
