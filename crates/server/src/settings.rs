@@ -805,6 +805,16 @@ pub const SETTINGS: &[Setting] = &[
         doc: "how long a request waits for queue room before it is refused",
     },
     Setting {
+        key: "pipeline.writers",
+        flag: Some("pipeline-writers"),
+        env: None,
+        kind: Kind::Count,
+        default: Default::Value("2"),
+        secret: false,
+        help: "Writer tasks merging queued requests into storage writes",
+        doc: "writer tasks that merge queued requests into storage writes; more overlap writes to a slow backend (Elasticsearch), the embedded engine orders them on one WAL thread anyway",
+    },
+    Setting {
         key: "otlp.cors_allowed_origins",
         flag: Some("cors-allowed-origins"),
         env: None,
