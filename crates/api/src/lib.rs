@@ -78,7 +78,7 @@ pub fn query_router(state: ApiState) -> Router {
         .merge(v3::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             metrics,
-            record_http_latency,
+            record_latency,
         ))
         .merge(ui::routes())
         .with_state(state)
@@ -115,31 +115,21 @@ fn endpoint_label(path: &str) -> Option<&'static str> {
     })
 }
 
-async fn record_http_latency(
+/// Times each request under its endpoint's label: HTTP routes by their
+/// matched path, gRPC calls by their method path. A streamed gRPC answer is
+/// timed until its headers.
+async fn record_latency(
     axum::extract::State(metrics): axum::extract::State<Arc<ApiMetrics>>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    let endpoint = req
-        .extensions()
-        .get::<axum::extract::MatchedPath>()
-        .and_then(|p| endpoint_label(p.as_str()));
-    let start = Instant::now();
-    let resp = next.run(req).await;
-    if let Some(e) = endpoint {
-        metrics.observe(e, start);
-    }
-    resp
-}
-
-/// gRPC calls (by their method path) timed until the answer's headers; a
-/// streamed answer's chunks are not waited for.
-async fn record_grpc_latency(
-    axum::extract::State(metrics): axum::extract::State<Arc<ApiMetrics>>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let endpoint = endpoint_label(req.uri().path());
+    // gRPC methods are named by their path itself (tonic's router matches
+    // them with a wildcard); HTTP routes by the template they matched.
+    let endpoint = endpoint_label(req.uri().path()).or_else(|| {
+        req.extensions()
+            .get::<axum::extract::MatchedPath>()
+            .and_then(|p| endpoint_label(p.as_str()))
+    });
     let start = Instant::now();
     let resp = next.run(req).await;
     if let Some(e) = endpoint {
@@ -152,7 +142,7 @@ async fn record_grpc_latency(
 /// recorded like the HTTP routes'.
 pub fn grpc_routes(query: QueryService, metrics: Arc<ApiMetrics>) -> tonic::service::Routes {
     let router = grpc::routes(query).prepare().into_axum_router().layer(
-        axum::middleware::from_fn_with_state(metrics, record_grpc_latency),
+        axum::middleware::from_fn_with_state(metrics, record_latency),
     );
     tonic::service::Routes::from(router)
 }

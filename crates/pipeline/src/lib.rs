@@ -321,24 +321,28 @@ async fn write_jobs(
     // its answer never sees its spans still counted as queued.
     room.add_permits(held);
     metrics.queue_spans.dec_by(held as i64);
+    // One write answers many submissions: the error's kind and its whole
+    // message (the source chain included) are taken once and given to each.
+    let answer = res.as_ref().map(|_| ()).map_err(|e| {
+        let mut message = e.message.clone();
+        let mut cur = std::error::Error::source(e);
+        while let Some(s) = cur {
+            message.push_str(": ");
+            message.push_str(&s.to_string());
+            cur = s.source();
+        }
+        (e.kind, message)
+    });
     for (protocol, n, ack) in acks {
         let label = IngestMetrics::label(protocol);
         match &res {
             Ok(()) => metrics.stored.get_or_create(&label).inc_by(n as u64),
             Err(_) => metrics.failed.get_or_create(&label).inc_by(n as u64),
         };
-        // One write answers many submissions; each gets the error's kind
-        // and its whole message (the source chain included).
-        let _ = ack.send(res.as_ref().map(|_| ()).map_err(|e| {
-            let mut message = e.message.clone();
-            let mut cur = std::error::Error::source(e);
-            while let Some(s) = cur {
-                message.push_str(": ");
-                message.push_str(&s.to_string());
-                cur = s.source();
-            }
-            StorageError::new(e.kind, message)
-        }));
+        let _ = ack.send(match &answer {
+            Ok(()) => Ok(()),
+            Err((kind, message)) => Err(StorageError::new(*kind, message.clone())),
+        });
     }
     match &res {
         // A refusal (full disk, a WAL fault) is logged once by the storage
